@@ -1,0 +1,31 @@
+from setuptools import setup
+
+setup(
+    name="nnunet-ssp",
+    version="0.1.0",
+    description="Self-supervised pretraining (SimCLR, PCL, DINO, MIM) for the network nnU-Net v2 plans, "
+                "with a fine-tune trainer and label-efficiency experiments.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=["nnunet_ssp", "nnunet_ssp.commands", "nnunet_ssp.methods", "nnunet_ssp.phantom",
+              "nnunet_ssp.ext_trainers"],
+    # The top-level trainers/ folder (re-export modules for nnUNet_extTrainer) ships inside the package.
+    package_dir={"nnunet_ssp.ext_trainers": "trainers"},
+    install_requires=[
+        "nnunetv2>=2.8.0,<2.9",
+        "torch>=2.1",
+        "batchgenerators>=0.25",
+        "batchgeneratorsv2>=0.3",
+        "dynamic-network-architectures>=0.4",
+        "SimpleITK>=2.2",
+        "numpy>=1.24",
+        "acvl-utils>=0.2",
+        "scipy>=1.10",
+        "matplotlib>=3.6",
+        "tqdm>=4.60",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": ["nnunet-ssp=nnunet_ssp.cli:main"]},
+)
