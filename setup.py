@@ -1,4 +1,4 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="nnunet-ssp",
@@ -9,8 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["nnunet_ssp", "nnunet_ssp.commands", "nnunet_ssp.methods", "nnunet_ssp.phantom",
-              "nnunet_ssp.ext_trainers"],
+    packages=find_packages(include=["nnunet_ssp", "nnunet_ssp.*"]) + ["nnunet_ssp.ext_trainers"],
     # The top-level trainers/ folder (re-export modules for nnUNet_extTrainer) ships inside the package.
     package_dir={"nnunet_ssp.ext_trainers": "trainers"},
     install_requires=[
