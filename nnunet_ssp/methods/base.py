@@ -1,0 +1,71 @@
+"""What every self-supervised method provides to the shared pretraining trainer."""
+
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
+from torch import nn
+
+ENCODER = "encoder"
+DECODER = "decoder"
+
+
+class SSPMethod(nn.Module):
+    """Views, modules trained beside the U-Net (heads, teacher) and loss of one self-supervised method.
+
+    The U-Net is passed into each call and never stored, so `state_dict()` holds only the method's own state
+    (heads, teacher, centre), which is what a resume needs beside the U-Net's weights.
+    Class attributes give the method's defaults for the trainer: optimiser, schedule and epochs.
+    """
+
+    name: str = ""
+    trained_parts: Tuple[str, ...] = (ENCODER,)
+    initial_lr: float = 1e-2
+    weight_decay: float = 3e-5
+    momentum: float = 0.99
+    nesterov: bool = True
+    lr_decay: str = "cosine"
+    warmup_epochs: int = 0
+    final_lr: float = 0.0
+
+    def view_transforms(self, patch_size: Sequence[int],
+                        nnunet_transforms: Callable[[Sequence[int]], BasicTransform]) -> List[BasicTransform]:
+        """One transform per view the loss needs; `nnunet_transforms(size)` is nnU-Net's training augmentation."""
+        return [nnunet_transforms(patch_size)]
+
+    def trained_parameters(self, network: nn.Module) -> List[nn.Parameter]:
+        """The U-Net parameters this method trains (the rest stay frozen at their initial values)."""
+        modules = [network.encoder] if self.trained_parts == (ENCODER,) else [network.encoder, network.decoder]
+        params = {id(p): p for m in modules for p in m.parameters()}
+        return [p for p in params.values() if not _is_output_layer(network, p)]
+
+    def forward(self, network: nn.Module, views: List[torch.Tensor], positions: torch.Tensor,
+                epoch: int) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """The loss of one batch and detached extra values to log (averaged per epoch)."""
+        raise NotImplementedError
+
+    def before_optimizer_step(self, epoch: int) -> None:
+        """Hook after backward, before the optimiser step (e.g. freezing a layer's gradients)."""
+
+    def after_optimizer_step(self, network: nn.Module, step: int, total_steps: int) -> None:
+        """Hook after the optimiser step (e.g. a teacher update); `step` counts from 0 over the whole run."""
+
+    def write_visual(self, network: nn.Module, views: List[torch.Tensor], filename: str) -> bool:
+        """Write a picture of what the method does on `views` to `filename`; False if it has none."""
+        return False
+
+
+def _is_output_layer(network: nn.Module, parameter: nn.Parameter) -> bool:
+    return any(parameter is p for p in network.decoder.seg_layers.parameters())
+
+
+class SSPModel(nn.Module):
+    """The U-Net and the method's modules as one module, so one DDP wrapper synchronises both."""
+
+    def __init__(self, network: nn.Module, method: SSPMethod):
+        super().__init__()
+        self.network = network
+        self.method = method
+
+    def forward(self, views: List[torch.Tensor], positions: torch.Tensor, epoch: int):
+        return self.method(self.network, views, positions, epoch)

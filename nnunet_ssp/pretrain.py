@@ -1,0 +1,326 @@
+"""The shared nnU-Net plumbing of self-supervised pretraining, and the thin trainer class of each method.
+
+`nnUNetTrainerSSP` trains the U-Net the plans build (`build_network_architecture`) with a method's views, heads
+and loss (`nnunet_ssp.methods`). It keeps nnU-Net's training loop, augmentation, logging, `progress.png`,
+checkpoint cadence and `--c`; the differences:
+- batches are 2D crops of slices drawn uniformly from the training cases, labels unused, no foreground sampling;
+- nnU-Net's logger only takes its Dice keys, so the *SSP score* = -(validation loss) is logged in the pseudo-Dice
+  slot: higher is better, `checkpoint_best.pth` and the plot work unchanged;
+- checkpoints hold nnU-Net's usual keys (`network_weights` is the plans-built U-Net's state dict) plus an `ssp`
+  record (what was trained, on which plans and data, hyperparameters, and the method's resume state), load with
+  `torch.load(weights_only=True)` and are written under a temporary name, then renamed;
+- the final segmentation validation is replaced by `ssp_summary.json`.
+"""
+
+import time
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+from batchgenerators.utilities.file_and_folder_operations import join, maybe_mkdir_p
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.collate_outputs import collate_outputs
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
+from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from torch import autocast, nn
+from torch import distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from nnunet_ssp import __version__
+from nnunet_ssp.atomic import write_json
+from nnunet_ssp.checkpoint import SSP_RECORD_VERSION, load_checkpoint, plain, save_checkpoint
+from nnunet_ssp.errors import InputError
+from nnunet_ssp.methods import get_method_class
+from nnunet_ssp.methods.base import SSPModel
+from nnunet_ssp.schedules import EpochLRSchedule
+from nnunet_ssp.slice_loader import SSPSliceLoader
+from nnunet_ssp.slices import SliceTable, labelled_case_slices
+
+
+class nnUNetTrainerSSP(nnUNetTrainer):
+    """Self-supervised pretraining of the plans-built U-Net with the method named by `method_name`."""
+
+    method_name = ""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.method_class = get_method_class(self.method_name)
+        self.method_kwargs: dict = {}
+        self.enable_deep_supervision = False
+        self.oversample_foreground_percent = 0.0
+        self.initial_lr = self.method_class.initial_lr
+        self.weight_decay = self.method_class.weight_decay
+        self.momentum = self.method_class.momentum
+        self.nesterov = self.method_class.nesterov
+        self.lr_decay = self.method_class.lr_decay
+        self.warmup_epochs = self.method_class.warmup_epochs
+        self.final_lr = self.method_class.final_lr
+        self.visual_every = 50
+        self.method = None
+        self.training_model = None
+        self.train_slices = self.val_slices = None
+        self.ssp_history: Dict[str, List[float]] = {}
+        self._step_in_epoch = 0
+        self._visual_views = None
+
+    def initialize(self) -> None:
+        if self.was_initialized:
+            raise RuntimeError("initialize() was called twice on the same trainer.")
+        self._set_batch_size_and_oversample()
+        self.num_input_channels = determine_num_input_channels(self.plans_manager, self.configuration_manager,
+                                                               self.dataset_json)
+        self.network = self.build_network_architecture(
+            self.plans_manager, self.configuration_manager, self.num_input_channels,
+            self.label_manager.num_segmentation_heads, False).to(self.device)
+        self.method = self.method_class(self.network, self.num_input_channels, self.configuration_manager.patch_size,
+                                        **self.method_kwargs).to(self.device)
+        trained = {id(p) for p in self.method.trained_parameters(self.network)}
+        for p in self.network.parameters():
+            p.requires_grad_(id(p) in trained)
+        self.training_model = SSPModel(self.network, self.method)
+        self.optimizer, self.lr_scheduler = self.configure_optimizers()
+        if self.is_ddp:
+            self.training_model = DDP(nn.SyncBatchNorm.convert_sync_batchnorm(self.training_model),
+                                      device_ids=[self.local_rank])
+        self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
+        self.was_initialized = True
+        self.logger.update_config({"hparas": self.hyperparameters()})
+
+    def hyperparameters(self) -> dict:
+        """The settings of this run, as recorded in the checkpoint and the summary."""
+        return {
+            "method_kwargs": dict(self.method_kwargs), "initial_lr": self.initial_lr,
+            "weight_decay": self.weight_decay, "momentum": self.momentum, "nesterov": self.nesterov,
+            "lr_decay": self.lr_decay, "warmup_epochs": self.warmup_epochs, "final_lr": self.final_lr,
+            "num_epochs": self.num_epochs, "num_iterations_per_epoch": self.num_iterations_per_epoch,
+            "num_val_iterations_per_epoch": self.num_val_iterations_per_epoch,
+            "batch_size": self.configuration_manager.batch_size,
+        }
+
+    def configure_optimizers(self):
+        params = [p for p in self.training_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(params, self.initial_lr, weight_decay=self.weight_decay, momentum=self.momentum,
+                                    nesterov=self.nesterov)
+        schedule = EpochLRSchedule(optimizer, self.initial_lr, self.num_epochs, self.warmup_epochs, self.lr_decay,
+                                   self.final_lr)
+        return optimizer, schedule
+
+    def set_deep_supervision_enabled(self, enabled: bool) -> None:
+        self.network.decoder.deep_supervision = enabled
+
+    def get_slice_tables(self) -> Tuple[SliceTable, SliceTable]:
+        """Slices of the split's training and validation cases."""
+        tr_keys, val_keys = self.do_split()
+        transpose = self.plans_manager.transpose_forward
+        return (labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose),
+                labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose))
+
+    def get_dataloaders(self):
+        patch_size = self.configuration_manager.patch_size
+        rotation, dummy_2d, crop_size, mirror_axes = self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+
+        def nnunet_transforms(size: Sequence[int]):
+            return self.get_training_transforms(size, rotation, None, mirror_axes, dummy_2d)
+
+        views = self.method.view_transforms(patch_size, nnunet_transforms)
+        self.train_slices, self.val_slices = self.get_slice_tables()
+        loaders = [SSPSliceLoader(table, self.batch_size, crop_size, patch_size, self.label_manager, views)
+                   for table in (self.train_slices, self.val_slices)]
+        processes = get_allowed_n_proc_DA()
+        if processes == 0:
+            return tuple(SingleThreadedAugmenter(dl, None) for dl in loaders)
+        pin = self.device.type == "cuda"
+        return (NonDetMultiThreadedAugmenter(loaders[0], None, processes, max(6, processes // 2), None, pin, 0.002),
+                NonDetMultiThreadedAugmenter(loaders[1], None, max(1, processes // 2), max(3, processes // 4), None,
+                                             pin, 0.002))
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self.print_to_log_file(
+            f"SSP pretraining with {self.method_class.__name__} on {len(self.train_slices)} training slices of "
+            f"{len(set(self.train_slices.subject))} subjects ({len(self.val_slices)} validation slices). nnU-Net's "
+            "'pseudo dice' below is the SSP score = -(validation loss): higher is better.")
+
+    def _autocast(self):
+        return autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context()
+
+    def _batch_to_device(self, batch: dict) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        views = [v.to(self.device, non_blocking=True) for v in batch["views"]]
+        return views, batch["positions"].to(self.device, non_blocking=True)
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self.training_model.train()
+        self._step_in_epoch = 0
+
+    def train_step(self, batch: dict) -> dict:
+        views, positions = self._batch_to_device(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss, extras = self.training_model(views, positions, self.current_epoch)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        self.method.before_optimizer_step(self.current_epoch)
+        torch.nn.utils.clip_grad_norm_(params, 12)
+        if self.grad_scaler is not None:
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            self.optimizer.step()
+        step = self.current_epoch * self.num_iterations_per_epoch + self._step_in_epoch
+        self.method.after_optimizer_step(self.network, step, self.num_epochs * self.num_iterations_per_epoch)
+        self._step_in_epoch += 1
+        return {"loss": loss.detach().cpu().numpy(), **{k: v.detach().cpu().numpy() for k, v in extras.items()}}
+
+    def on_train_epoch_end(self, train_outputs: List[dict]) -> None:
+        super().on_train_epoch_end(train_outputs)
+        self._record_extras("train", train_outputs)
+
+    def on_validation_epoch_start(self) -> None:
+        self.training_model.eval()
+        self._visual_views = None
+
+    def validation_step(self, batch: dict) -> dict:
+        views, positions = self._batch_to_device(batch)
+        if self._visual_views is None:
+            self._visual_views = views
+        with self._autocast():
+            loss, extras = self.training_model(views, positions, self.current_epoch)
+        return {"loss": loss.detach().cpu().numpy(), **{k: v.detach().cpu().numpy() for k, v in extras.items()}}
+
+    def on_validation_epoch_end(self, val_outputs: List[dict]) -> None:
+        loss = float(np.mean(collate_outputs(val_outputs)["loss"]))
+        if self.is_ddp:
+            losses = [None] * dist.get_world_size()
+            dist.all_gather_object(losses, loss)
+            loss = float(np.mean(losses))
+        self.logger.log("val_losses", loss, self.current_epoch)
+        self.logger.log("mean_fg_dice", -loss, self.current_epoch)
+        self.logger.log("dice_per_class_or_region", [-loss], self.current_epoch)
+        self._record_extras("val", val_outputs)
+
+    def _record_extras(self, stage: str, outputs: List[dict]) -> None:
+        collated = collate_outputs(outputs)
+        for key in sorted(k for k in collated if k != "loss"):
+            self.ssp_history.setdefault(f"{stage}_{key}", []).append(float(np.mean(collated[key])))
+            self.print_to_log_file(f"{stage} {key}: {np.round(self.ssp_history[f'{stage}_{key}'][-1], 4)}")
+
+    def on_epoch_end(self) -> None:
+        last = self.current_epoch == self.num_epochs - 1
+        if self.local_rank == 0 and self._visual_views is not None and (
+                self.current_epoch % self.visual_every == 0 or last):
+            self.method.write_visual(self.network, self._visual_views,
+                                     join(self.output_folder, "ssp_visuals", f"epoch_{self.current_epoch:04d}.png"))
+        super().on_epoch_end()
+
+    def ssp_record(self) -> dict:
+        """The `ssp` entry of a checkpoint: what was trained, on what, how, and the method's resume state."""
+        cm = self.configuration_manager
+        table = self.train_slices
+        return {
+            "version": SSP_RECORD_VERSION,
+            "package_version": __version__,
+            "method": self.method_class.name,
+            "trainer": self.__class__.__name__,
+            "trained_parts": list(self.method_class.trained_parts),
+            "architecture": {"network_class_name": cm.network_arch_class_name,
+                             "arch_kwargs": plain(cm.network_arch_init_kwargs),
+                             "arch_kwargs_requires_import": list(cm.network_arch_init_kwargs_req_import)},
+            "dataset_name": self.plans_manager.dataset_name,
+            "plans_name": self.plans_manager.plans_name,
+            "configuration": self.configuration_name,
+            "patch_size": list(cm.patch_size),
+            "spacing": list(cm.spacing),
+            "normalization_schemes": list(cm.normalization_schemes),
+            "transpose_forward": list(self.plans_manager.transpose_forward),
+            "num_input_channels": int(self.num_input_channels),
+            "data": {"sources": list(table.folders) if table else [], "num_slices": len(table) if table else 0,
+                     "subjects": table.subjects() if table else []},
+            "hyperparameters": plain(self.hyperparameters()),
+            "resume": {"method_state": self.method.state_dict(), "history": self.ssp_history},
+        }
+
+    def save_checkpoint(self, filename: str) -> None:
+        if self.local_rank != 0:
+            return
+        if self.disable_checkpointing:
+            self.print_to_log_file("No checkpoint written, checkpointing is disabled")
+            return
+        checkpoint = {
+            "network_weights": self.network.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "grad_scaler_state": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
+            "logging": plain(self.logger.get_checkpoint()),
+            "_best_ema": plain(self._best_ema),
+            "current_epoch": self.current_epoch + 1,
+            "init_args": plain(self.my_init_kwargs),
+            "trainer_name": self.__class__.__name__,
+            "inference_allowed_mirroring_axes": plain(self.inference_allowed_mirroring_axes),
+            "ssp": self.ssp_record(),
+        }
+        save_checkpoint(checkpoint, filename)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        if not self.was_initialized:
+            self.initialize()
+        name = filename_or_checkpoint if isinstance(filename_or_checkpoint, str) else "the checkpoint"
+        checkpoint = load_checkpoint(filename_or_checkpoint, self.device) \
+            if isinstance(filename_or_checkpoint, str) else filename_or_checkpoint
+        ssp = checkpoint.get("ssp")
+        if ssp is None or ssp.get("method") != self.method_class.name:
+            found = ssp.get("method") if ssp else "no SSP record"
+            raise InputError(f"{name} cannot resume {self.__class__.__name__}: it holds {found}, "
+                             f"not a {self.method_class.name} pretraining.")
+        self.network.load_state_dict(checkpoint["network_weights"])
+        self.method.load_state_dict(ssp["resume"]["method_state"])
+        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        if self.grad_scaler is not None and checkpoint["grad_scaler_state"] is not None:
+            self.grad_scaler.load_state_dict(checkpoint["grad_scaler_state"])
+        self.my_init_kwargs = checkpoint["init_args"]
+        self.current_epoch = checkpoint["current_epoch"]
+        self.logger.load_checkpoint(checkpoint["logging"])
+        self._best_ema = checkpoint["_best_ema"]
+        self.inference_allowed_mirroring_axes = checkpoint["inference_allowed_mirroring_axes"]
+        self.ssp_history = {k: list(v) for k, v in ssp["resume"]["history"].items()}
+
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        """Write `ssp_summary.json` (SSP has no segmentation to validate)."""
+        if self.local_rank != 0:
+            return
+        log = self.logger.get_checkpoint()
+        val = log["val_losses"]
+        durations = np.subtract(log["epoch_end_timestamps"], log["epoch_start_timestamps"][:len(val)])
+        images = self.num_iterations_per_epoch * self.configuration_manager.batch_size
+        summary = {
+            "method": self.method_class.name,
+            "trainer": self.__class__.__name__,
+            "epochs": len(val),
+            "final_train_loss": float(log["train_losses"][-1]) if val else None,
+            "final_val_loss": float(val[-1]) if val else None,
+            "best_val_loss": float(np.min(val)) if val else None,
+            "best_epoch": int(np.argmin(val)) if val else None,
+            "seconds_per_epoch": float(np.mean(durations)) if val else None,
+            "train_images_per_second": float(images / np.mean(durations)) if val else None,
+            "history": self.ssp_history,
+            "checkpoint": join(self.output_folder, "checkpoint_final.pth"),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        maybe_mkdir_p(self.output_folder)
+        write_json(summary, join(self.output_folder, "ssp_summary.json"))
+        self.print_to_log_file(f"SSP pretraining done: final validation loss {summary['final_val_loss']}, "
+                               f"summary in {join(self.output_folder, 'ssp_summary.json')}")
+
+
+class nnUNetTrainerSSP_MIM(nnUNetTrainerSSP):
+    """Masked image modelling (`nnunet_ssp.methods.mim`)."""
+
+    method_name = "mim"

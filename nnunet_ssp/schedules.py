@@ -1,0 +1,68 @@
+"""Per-epoch learning-rate schedules with nnU-Net's `step(epoch)` interface that keep per-group ratios.
+
+nnU-Net's `PolyLRScheduler` writes one rate into every parameter group. These schedules compute one base rate
+per epoch and give each group `base * group.get("lr_scale", 1.0)`, so a head or an encoder can run at a fixed
+fraction of the rest through warm-up and decay.
+"""
+
+import math
+from typing import Optional
+
+from torch.optim import Optimizer
+
+
+def warmup_factor(epoch: int, warmup_epochs: int) -> float:
+    """Linear warm-up multiplier: (epoch + 1) / (warmup_epochs + 1) during warm-up, then 1."""
+    if epoch >= warmup_epochs:
+        return 1.0
+    return (epoch + 1) / (warmup_epochs + 1)
+
+
+def poly_rate(epoch: int, num_epochs: int, peak_lr: float, exponent: float = 0.9) -> float:
+    """nnU-Net's polynomial decay: peak * (1 - epoch / num_epochs) ** exponent."""
+    return peak_lr * (1 - epoch / num_epochs) ** exponent
+
+
+def cosine_rate(epoch: int, num_epochs: int, peak_lr: float, final_lr: float = 0.0) -> float:
+    """Cosine decay from `peak_lr` at epoch 0 to `final_lr` at `num_epochs`."""
+    return final_lr + 0.5 * (peak_lr - final_lr) * (1 + math.cos(math.pi * epoch / num_epochs))
+
+
+class EpochLRSchedule:
+    """Linear warm-up, then poly or cosine decay over the remaining epochs; `step(epoch)` sets every group's rate."""
+
+    def __init__(self, optimizer: Optimizer, peak_lr: float, num_epochs: int, warmup_epochs: int = 0,
+                 decay: str = "poly", final_lr: float = 0.0, exponent: float = 0.9):
+        if decay not in ("poly", "cosine"):
+            raise ValueError(f"decay must be 'poly' or 'cosine', got {decay!r}")
+        if not 0 <= warmup_epochs < num_epochs:
+            raise ValueError(f"warmup_epochs must lie in [0, num_epochs), got {warmup_epochs} of {num_epochs}")
+        self.optimizer = optimizer
+        self.peak_lr = peak_lr
+        self.num_epochs = num_epochs
+        self.warmup_epochs = warmup_epochs
+        self.decay = decay
+        self.final_lr = final_lr
+        self.exponent = exponent
+        self.last_epoch: Optional[int] = None
+
+    def base_rate(self, epoch: int) -> float:
+        """The rate of a group with `lr_scale` 1 at `epoch`."""
+        if epoch < self.warmup_epochs:
+            return self.peak_lr * warmup_factor(epoch, self.warmup_epochs)
+        decay_epoch = epoch - self.warmup_epochs
+        decay_epochs = self.num_epochs - self.warmup_epochs
+        if self.decay == "poly":
+            return poly_rate(decay_epoch, decay_epochs, self.peak_lr, self.exponent)
+        return cosine_rate(decay_epoch, decay_epochs, self.peak_lr, self.final_lr)
+
+    def step(self, epoch: int) -> None:
+        """Set the rates for `epoch`."""
+        base = self.base_rate(epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = base * group.get("lr_scale", 1.0)
+        self.last_epoch = epoch
+
+    def get_last_lr(self):
+        """The rate of each group after the last `step`."""
+        return [group["lr"] for group in self.optimizer.param_groups]

@@ -1,0 +1,85 @@
+"""The table of 2D slices self-supervised pretraining samples from, with each slice's anatomical record."""
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import List, Sequence
+
+import blosc2
+import numpy as np
+from batchgenerators.utilities.file_and_folder_operations import load_pickle
+
+from nnunet_ssp.positions import normalised_positions, runs_base_to_apex, slice_axis_direction
+
+_FRAME_PATTERN = re.compile(r"^(?P<subject>.+)_frame(?P<frame>\d+)$")
+
+
+def subject_and_frame_of_case(case_id: str) -> tuple:
+    """Subject id and 0-based frame of a labelled case `<subject>_frameYY` (YY 1-based); frame -1 if unnamed."""
+    match = _FRAME_PATTERN.match(case_id)
+    if match is None:
+        return case_id, -1
+    return match["subject"], int(match["frame"]) - 1
+
+
+@dataclass
+class SliceTable:
+    """One row per 2D slice: where its data is and which subject, frame and base-to-apex position it has."""
+
+    folders: List[str] = field(default_factory=list)
+    folder_index: List[int] = field(default_factory=list)
+    case: List[str] = field(default_factory=list)
+    z: List[int] = field(default_factory=list)
+    subject: List[str] = field(default_factory=list)
+    frame: List[int] = field(default_factory=list)
+    slice_index: List[int] = field(default_factory=list)
+    num_slices: List[int] = field(default_factory=list)
+    position: List[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.case)
+
+    @property
+    def identifiers(self) -> np.ndarray:
+        """Row numbers; what the loader samples from, uniformly."""
+        return np.arange(len(self))
+
+    def data_file(self, row: int) -> str:
+        """Path of the preprocessed array holding slice `row`."""
+        return os.path.join(self.folders[self.folder_index[row]], self.case[row] + ".b2nd")
+
+    def subjects(self) -> List[str]:
+        """Distinct subjects, sorted."""
+        return sorted(set(self.subject))
+
+    def extend(self, other: "SliceTable") -> None:
+        """Append the rows of `other`."""
+        offset = len(self.folders)
+        self.folders.extend(other.folders)
+        self.folder_index.extend(i + offset for i in other.folder_index)
+        for name in ("case", "z", "subject", "frame", "slice_index", "num_slices", "position"):
+            getattr(self, name).extend(getattr(other, name))
+
+
+def labelled_case_slices(folder: str, identifiers: Sequence[str], transpose_forward: Sequence[int],
+                         flip_base_apex: bool = False) -> SliceTable:
+    """Slices of nnU-Net's preprocessed cases, positions measured on each case's original (uncropped) stack."""
+    table = SliceTable(folders=[folder])
+    for case in sorted(identifiers):
+        properties = load_pickle(os.path.join(folder, case + ".pkl"))
+        stored_slices = blosc2.open(os.path.join(folder, case + ".b2nd"), mode="r").shape[1]
+        crop_offset = int(properties["bbox_used_for_cropping"][0][0])
+        original_slices = int(properties["shape_before_cropping"][0])
+        toward_apex = runs_base_to_apex(slice_axis_direction(properties, transpose_forward), flip_base_apex)
+        positions = normalised_positions(original_slices, toward_apex)
+        subject, frame = subject_and_frame_of_case(case)
+        for z in range(stored_slices):
+            table.folder_index.append(0)
+            table.case.append(case)
+            table.z.append(z)
+            table.subject.append(subject)
+            table.frame.append(frame)
+            table.slice_index.append(z + crop_offset)
+            table.num_slices.append(original_slices)
+            table.position.append(float(positions[z + crop_offset]))
+    return table

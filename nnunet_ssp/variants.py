@@ -1,0 +1,63 @@
+"""Schedule variants of every trainer by name: `<Trainer>_<E>epochs`, `<Trainer>_<I>iters`, or both.
+
+`nnUNetTrainerSSP_MIM_100epochs` trains 100 epochs; `nnUNetTrainerSSPFinetune_20epochs_50iters` trains 20 epochs of
+50 iterations (validation: a fifth of that, at least 1). `nnUNetTrainer_<E>epochs_<I>iters` gives nnU-Net's own
+trainer on the same schedule, the baseline of a fair comparison. Classes are made on first use and cached, so the
+same name always gives the same class (which keeps them picklable).
+"""
+
+import re
+from typing import Dict, Optional, Type
+
+import torch
+
+_VARIANT = re.compile(r"^(?P<base>nnUNetTrainer\w*?)(?:_(?P<epochs>\d+)epochs?)?(?:_(?P<iters>\d+)iters)?$")
+_cache: Dict[str, type] = {}
+
+
+def base_trainers() -> Dict[str, type]:
+    """Trainers that accept schedule suffixes, by name."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_ssp.finetune import nnUNetTrainerSSPFinetune
+    from nnunet_ssp.pretrain import nnUNetTrainerSSP_MIM
+
+    return {c.__name__: c for c in (nnUNetTrainer, nnUNetTrainerSSPFinetune, nnUNetTrainerSSP_MIM)}
+
+
+def schedule_variant(name: str) -> Optional[Type]:
+    """The trainer class called `name`, made from its base and suffixes; None if the name is not a variant."""
+    if name in _cache:
+        return _cache[name]
+    match = _VARIANT.match(name)
+    if match is None or not (match["epochs"] or match["iters"]):
+        return None
+    base = base_trainers().get(match["base"])
+    if base is None:
+        return None
+    epochs = int(match["epochs"]) if match["epochs"] else None
+    iters = int(match["iters"]) if match["iters"] else None
+    if epochs == 0 or iters == 0:
+        return None
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        base.__init__(self, plans, configuration, fold, dataset_json, device)
+        if epochs is not None:
+            self.num_epochs = epochs
+        if iters is not None:
+            self.num_iterations_per_epoch = iters
+            self.num_val_iterations_per_epoch = max(1, iters // 5)
+
+    cls = type(name, (base,), {"__init__": __init__, "__module__": __name__, "__qualname__": name,
+                               "__doc__": f"{base.__name__} with {epochs or 'default'} epochs of "
+                                          f"{iters or 'default'} iterations."})
+    _cache[name] = cls
+    return cls
+
+
+def __getattr__(name: str) -> type:
+    cls = schedule_variant(name)
+    if cls is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return cls
