@@ -1,0 +1,57 @@
+"""Learning-rate schedules: nnU-Net's poly decay reproduced, warm-up, and per-group ratios kept."""
+
+import pytest
+import torch
+from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+
+from nnunet_ssp.schedules import EpochLRSchedule, cosine_rate
+
+
+def _optimizer(scales=(1.0,)):
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr_scale": s} for s in scales]
+    return torch.optim.SGD(groups, lr=1.0)
+
+
+def test_poly_without_warmup_equals_nnunets_scheduler():
+    ours, theirs = _optimizer(), _optimizer()
+    schedule, poly = EpochLRSchedule(ours, 0.01, 50), PolyLRScheduler(theirs, 0.01, 50)
+    for epoch in range(50):
+        schedule.step(epoch)
+        poly.step(epoch)
+        assert ours.param_groups[0]["lr"] == pytest.approx(theirs.param_groups[0]["lr"])
+
+
+def test_warmup_rises_linearly_to_the_peak_then_decays():
+    optimizer = _optimizer()
+    schedule = EpochLRSchedule(optimizer, 0.01, 20, warmup_epochs=4)
+    rates = []
+    for epoch in range(20):
+        schedule.step(epoch)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[:4] == pytest.approx([0.002, 0.004, 0.006, 0.008])
+    assert rates[4] == pytest.approx(0.01)
+    assert all(a > b for a, b in zip(rates[4:], rates[5:]))
+
+
+def test_cosine_reaches_final_rate():
+    assert cosine_rate(0, 10, 1.0, 0.1) == pytest.approx(1.0)
+    assert cosine_rate(10, 10, 1.0, 0.1) == pytest.approx(0.1)
+    assert cosine_rate(5, 10, 1.0, 0.0) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("decay", ["poly", "cosine"])
+def test_per_group_ratios_are_kept_through_warmup_and_decay(decay):
+    optimizer = _optimizer((1.0, 0.1, 0.5))
+    schedule = EpochLRSchedule(optimizer, 0.02, 30, warmup_epochs=5, decay=decay)
+    for epoch in range(29):
+        schedule.step(epoch)
+        lrs = [g["lr"] for g in optimizer.param_groups]
+        assert lrs[0] > 0
+        assert lrs[1] == pytest.approx(0.1 * lrs[0]) and lrs[2] == pytest.approx(0.5 * lrs[0])
+
+
+def test_bad_schedule_arguments_are_refused():
+    with pytest.raises(ValueError, match="decay"):
+        EpochLRSchedule(_optimizer(), 0.01, 10, decay="step")
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        EpochLRSchedule(_optimizer(), 0.01, 10, warmup_epochs=10)
