@@ -64,6 +64,6 @@ def test_mim_reconstructs_one_channel_per_input_channel_and_trains_encoder_and_d
     seg_layer = {id(p) for p in network.decoder.seg_layers.parameters()}
     assert not trained & seg_layer
     assert network.encoder.stages[0][0].convs[0].conv.weight.grad is not None
-    assert network.decoder.stages[-1][0].convs[0].conv.weight.grad is not None
+    assert network.decoder.stages[-1].convs[0].conv.weight.grad is not None
     assert method.reconstruction_head.weight.grad is not None
     assert set(method.state_dict()) == {"reconstruction_head.weight", "reconstruction_head.bias"}
