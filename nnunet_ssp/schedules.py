@@ -23,9 +23,24 @@ def poly_rate(epoch: int, num_epochs: int, peak_lr: float, exponent: float = 0.9
     return peak_lr * (1 - epoch / num_epochs) ** exponent
 
 
-def cosine_rate(epoch: int, num_epochs: int, peak_lr: float, final_lr: float = 0.0) -> float:
-    """Cosine decay from `peak_lr` at epoch 0 to `final_lr` at `num_epochs`."""
-    return final_lr + 0.5 * (peak_lr - final_lr) * (1 + math.cos(math.pi * epoch / num_epochs))
+def cosine_schedule(step: int, base_value: float, final_value: float, total_steps: int, warmup_steps: int = 0,
+                    warmup_start: float = 0.0) -> float:
+    """Value at `step` of a linear warm-up from `warmup_start` to `base_value`, then a cosine to `final_value`.
+
+    Step 0 gives `warmup_start` (or `base_value` without warm-up), step `warmup_steps` gives `base_value`, step
+    `total_steps` and later give `final_value`.
+    """
+    if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"a schedule needs total_steps >= 1 and 0 <= warmup_steps <= total_steps, "
+                         f"got total_steps={total_steps} and warmup_steps={warmup_steps}.")
+    if step < 0:
+        raise ValueError(f"step counts from 0, got {step}.")
+    if step < warmup_steps:
+        return warmup_start + (base_value - warmup_start) * step / warmup_steps
+    if step >= total_steps:
+        return final_value
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return final_value + 0.5 * (base_value - final_value) * (1 + math.cos(math.pi * progress))
 
 
 class EpochLRSchedule:
@@ -54,7 +69,7 @@ class EpochLRSchedule:
         decay_epochs = self.num_epochs - self.warmup_epochs
         if self.decay == "poly":
             return poly_rate(decay_epoch, decay_epochs, self.peak_lr, self.exponent)
-        return cosine_rate(decay_epoch, decay_epochs, self.peak_lr, self.final_lr)
+        return cosine_schedule(decay_epoch, self.peak_lr, self.final_lr, decay_epochs)
 
     def step(self, epoch: int) -> None:
         """Set the rates for `epoch`."""

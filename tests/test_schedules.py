@@ -4,7 +4,7 @@ import pytest
 import torch
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
-from nnunet_ssp.schedules import EpochLRSchedule, cosine_rate
+from nnunet_ssp.schedules import EpochLRSchedule
 
 
 def _optimizer(scales=(1.0,)):
@@ -33,10 +33,13 @@ def test_warmup_rises_linearly_to_the_peak_then_decays():
     assert all(a > b for a, b in zip(rates[4:], rates[5:]))
 
 
-def test_cosine_reaches_final_rate():
-    assert cosine_rate(0, 10, 1.0, 0.1) == pytest.approx(1.0)
-    assert cosine_rate(10, 10, 1.0, 0.1) == pytest.approx(0.1)
-    assert cosine_rate(5, 10, 1.0, 0.0) == pytest.approx(0.5)
+def test_cosine_decays_from_peak_towards_final_rate():
+    optimizer = _optimizer()
+    schedule = EpochLRSchedule(optimizer, 1.0, 10, decay="cosine", final_lr=0.1)
+    schedule.step(0)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1.0)
+    schedule.step(5)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.55)
 
 
 @pytest.mark.parametrize("decay", ["poly", "cosine"])

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from nnunet_ssp.methods.dino import DINOLoss, cosine_schedule, update_teacher
+from nnunet_ssp.methods.dino import DINOLoss, update_teacher
+from nnunet_ssp.schedules import cosine_schedule
 from nnunet_ssp.methods.heads import DINOHead, ProjectionHead, global_average_pool
 from nnunet_ssp.methods.pcl import PositionalContrastiveLoss
 from nnunet_ssp.methods.probes import embedding_spread, knn_accuracy

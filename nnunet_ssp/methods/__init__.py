@@ -4,6 +4,9 @@ import importlib
 from typing import Dict, Type
 
 METHOD_CLASSES: Dict[str, str] = {
+    "simclr": "nnunet_ssp.methods.simclr:SimCLR",
+    "pcl": "nnunet_ssp.methods.pcl:PositionalContrastiveLearning",
+    "dino": "nnunet_ssp.methods.dino:DINO",
     "mim": "nnunet_ssp.methods.mim:MaskedImageModelling",
 }
 

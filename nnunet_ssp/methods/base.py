@@ -3,6 +3,7 @@
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
+from batchgeneratorsv2.helpers.scalar_type import RandomScalar
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 from torch import nn
 
@@ -15,7 +16,9 @@ class SSPMethod(nn.Module):
 
     The U-Net is passed into each call and never stored, so `state_dict()` holds only the method's own state
     (heads, teacher, centre), which is what a resume needs beside the U-Net's weights.
-    Class attributes give the method's defaults for the trainer: optimiser, schedule and epochs.
+    Class attributes give the method's defaults for the trainer: optimiser and schedule (warm-up as a fraction
+    of the epochs). `global_loss` says the loss gathers samples across ranks and returns the global loss on each,
+    so under DDP the trainer scales it by the world size before backward (DDP averages gradients).
     """
 
     name: str = ""
@@ -25,10 +28,15 @@ class SSPMethod(nn.Module):
     momentum: float = 0.99
     nesterov: bool = True
     lr_decay: str = "cosine"
-    warmup_epochs: int = 0
+    warmup_fraction: float = 0.0
     final_lr: float = 0.0
+    global_loss: bool = False
 
-    def view_transforms(self, patch_size: Sequence[int],
+    def __init__(self, num_epochs: int):
+        super().__init__()
+        self.num_epochs = num_epochs
+
+    def view_transforms(self, patch_size: Sequence[int], rotation: RandomScalar, mirror_axes: Sequence[int],
                         nnunet_transforms: Callable[[Sequence[int]], BasicTransform]) -> List[BasicTransform]:
         """One transform per view the loss needs; `nnunet_transforms(size)` is nnU-Net's training augmentation."""
         return [nnunet_transforms(patch_size)]
@@ -53,6 +61,11 @@ class SSPMethod(nn.Module):
     def write_visual(self, network: nn.Module, views: List[torch.Tensor], filename: str) -> bool:
         """Write a picture of what the method does on `views` to `filename`; False if it has none."""
         return False
+
+
+def deepest_channels(network: nn.Module) -> int:
+    """Channels of the U-Net encoder's deepest stage."""
+    return int(network.encoder.output_channels[-1])
 
 
 def _is_output_layer(network: nn.Module, parameter: nn.Parameter) -> bool:

@@ -1,12 +1,16 @@
 """DINO: self-distillation of a momentum teacher into a student across image crops."""
 
-import math
+import copy
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from nnunet_ssp.methods.distributed import all_reduce_mean, gather_with_grad
+from nnunet_ssp.methods.base import ENCODER, SSPMethod, deepest_channels
+from nnunet_ssp.methods.distributed import all_reduce_mean, gather_with_grad, is_distributed
+from nnunet_ssp.methods.heads import DINOHead
+from nnunet_ssp.schedules import cosine_schedule
+from nnunet_ssp.views import DINO_GLOBAL_ZOOM, DINO_LOCAL_ZOOM, ssp_view
 
 
 class DINOLoss(nn.Module):
@@ -117,26 +121,6 @@ class DINOLoss(nn.Module):
             raise ValueError(f"epoch counts from 0, got {epoch}.")
 
 
-def cosine_schedule(step: int, base_value: float, final_value: float, total_steps: int, warmup_steps: int = 0,
-                    warmup_start: float = 0.0) -> float:
-    """Value at `step` of a linear warm-up from `warmup_start` to `base_value`, then a cosine to `final_value`.
-
-    Step 0 gives `warmup_start` (or `base_value` without warm-up), step `warmup_steps` gives `base_value`, step
-    `total_steps` and later give `final_value`.
-    """
-    if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"a schedule needs total_steps >= 1 and 0 <= warmup_steps <= total_steps, "
-                         f"got total_steps={total_steps} and warmup_steps={warmup_steps}.")
-    if step < 0:
-        raise ValueError(f"step counts from 0, got {step}.")
-    if step < warmup_steps:
-        return warmup_start + (base_value - warmup_start) * step / warmup_steps
-    if step >= total_steps:
-        return final_value
-    progress = (step - warmup_steps) / (total_steps - warmup_steps)
-    return final_value + 0.5 * (base_value - final_value) * (1 + math.cos(math.pi * progress))
-
-
 @torch.no_grad()
 def update_teacher(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
     """Set teacher parameters to momentum * teacher + (1 - momentum) * student and copy the student's buffers.
@@ -154,3 +138,63 @@ def update_teacher(teacher: nn.Module, student: nn.Module, momentum: float) -> N
         teacher_parameter.mul_(momentum).add_(student_parameters[name].detach(), alpha=1 - momentum)
     for name, teacher_buffer in teacher_buffers.items():
         teacher_buffer.copy_(student_buffers[name])
+
+
+class DINO(SSPMethod):
+    """DINO with a CNN encoder: an EMA teacher on two global crops distils into the student on all crops.
+
+    Views: two global crops at the patch size (the first always blurred, the second solarised with p 0.2) and
+    `num_local_crops` local crops at half of it. Head: `DINOHead` on the pooled deepest encoder stage; its last
+    layer is frozen during the first `freeze_last_layer_epochs` epochs. Teacher momentum follows a cosine from
+    0.996 to 1 over all steps; the teacher temperature warms up from 0.02 to 0.04 over 30 % of the epochs.
+    Optimiser as in the reference study: SGD (momentum 0.9), linear warm-up over 10 % of the epochs to 0.0075,
+    then cosine decay to 1e-6. The student encoder is what transfers.
+    """
+
+    name = "dino"
+    trained_parts = (ENCODER,)
+    initial_lr = 0.0075
+    weight_decay = 1e-4
+    momentum = 0.9
+    nesterov = False
+    lr_decay = "cosine"
+    warmup_fraction = 0.1
+    final_lr = 1e-6
+    global_loss = True
+
+    def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int], num_epochs: int,
+                 out_dim: int = 8192, num_local_crops: int = 6, teacher_momentum: float = 0.996,
+                 freeze_last_layer_epochs: int = 1, warmup_teacher_fraction: float = 0.3):
+        super().__init__(num_epochs)
+        self.num_local_crops = num_local_crops
+        self.teacher_momentum = teacher_momentum
+        self.freeze_last_layer_epochs = freeze_last_layer_epochs
+        self.head = DINOHead(deepest_channels(network), out_dim=out_dim)
+        self.teacher_encoder = copy.deepcopy(network.encoder).requires_grad_(False)
+        self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
+        self.loss = DINOLoss(out_dim, warmup_teacher_epochs=round(warmup_teacher_fraction * num_epochs),
+                             gather_distributed=is_distributed())
+
+    def view_transforms(self, patch_size, rotation, mirror_axes, nnunet_transforms):
+        local = ssp_view([p // 2 for p in patch_size], rotation, mirror_axes, DINO_LOCAL_ZOOM, p_blur=0.5)
+        return [ssp_view(patch_size, rotation, mirror_axes, DINO_GLOBAL_ZOOM, p_blur=1.0),
+                ssp_view(patch_size, rotation, mirror_axes, DINO_GLOBAL_ZOOM, p_blur=0.1, p_solarise=0.2),
+                *[local] * self.num_local_crops]
+
+    def forward(self, network, views, positions, epoch):
+        global_crops = torch.cat(views[:2])
+        with torch.no_grad():
+            teacher = self.teacher_head(self.teacher_encoder(global_crops)[-1]).chunk(2)
+        student = list(self.head(network.encoder(global_crops)[-1]).chunk(2))
+        if len(views) > 2:
+            student += list(self.head(network.encoder(torch.cat(views[2:]))[-1]).chunk(len(views) - 2))
+        return self.loss(teacher, student, epoch), {}
+
+    def before_optimizer_step(self, epoch: int) -> None:
+        if epoch < self.freeze_last_layer_epochs:
+            self.head.cancel_last_layer_gradients()
+
+    def after_optimizer_step(self, network: nn.Module, step: int, total_steps: int) -> None:
+        momentum = cosine_schedule(step, self.teacher_momentum, 1.0, total_steps)
+        update_teacher(self.teacher_encoder, network.encoder, momentum)
+        update_teacher(self.teacher_head, self.head, momentum)

@@ -75,9 +75,9 @@ class MaskedImageModelling(SSPMethod):
     weight_decay = 3e-5
     lr_decay = "cosine"
 
-    def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int],
+    def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int], num_epochs: int,
                  grid: int = 8, mask_ratio: float = 0.75):
-        super().__init__()
+        super().__init__(num_epochs)
         grid_mask(1, patch_size, grid, mask_ratio)  # validates the arguments against the patch size
         self.grid = grid
         self.mask_ratio = mask_ratio

@@ -1,10 +1,13 @@
 """Positional contrastive learning (PCL): slices at similar positions in the stack are positives."""
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
-from nnunet_ssp.methods.distributed import gather_with_grad
-from nnunet_ssp.methods.simclr import check_temperature, check_views, partner_views, view_log_probabilities
+from nnunet_ssp.methods.distributed import gather_with_grad, is_distributed
+from nnunet_ssp.methods.simclr import (SimCLR, check_temperature, check_views, partner_views,
+                                       view_log_probabilities)
 
 
 class PositionalContrastiveLoss(nn.Module):
@@ -58,3 +61,23 @@ class PositionalContrastiveLoss(nn.Module):
         close[partner_views(view_positions.shape[0], positions.device)] = True
         close.fill_diagonal_(False)
         return close
+
+
+class PositionalContrastiveLearning(SimCLR):
+    """PCL: SimCLR's views and head with positives defined by base-to-apex slice position (threshold 0.1).
+
+    Defaults from the reference study: temperature 0.1, SGD 0.1 with momentum 0.9 and weight decay 1e-5, cosine
+    decay. Positions come from the slice table, computed on each original stack (`nnunet_ssp.positions`).
+    """
+
+    name = "pcl"
+    weight_decay = 1e-5
+
+    def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int], num_epochs: int,
+                 temperature: float = 0.1, threshold: float = 0.1, head_widths: Sequence[int] = (512, 512, 512)):
+        super().__init__(network, num_input_channels, patch_size, num_epochs, temperature, head_widths)
+        self.loss = PositionalContrastiveLoss(temperature, threshold, gather_distributed=is_distributed())
+
+    def forward(self, network, views, positions, epoch):
+        z_a, z_b = self.embed_pair(network, views)
+        return self.loss(z_a, z_b, positions), {}

@@ -1,10 +1,15 @@
-"""SimCLR: the NT-Xent contrastive loss between two augmented views of each image."""
+"""SimCLR: two augmented views of each slice, a projection head, and the NT-Xent contrastive loss between them."""
+
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnunet_ssp.methods.distributed import gather_with_grad
+from nnunet_ssp.methods.base import ENCODER, SSPMethod, deepest_channels
+from nnunet_ssp.methods.distributed import gather_with_grad, is_distributed
+from nnunet_ssp.methods.heads import ProjectionHead
+from nnunet_ssp.views import ssp_view
 
 
 def check_temperature(temperature: float) -> None:
@@ -71,3 +76,39 @@ class NTXentLoss(nn.Module):
         check_views(z_a, z_b)
         log_prob = view_log_probabilities(z_a, z_b, self.temperature, self.gather_distributed)
         return -log_prob[partner_views(log_prob.shape[0], log_prob.device)].mean()
+
+
+class SimCLR(SSPMethod):
+    """SimCLR: two SSP-strength views of each slice, a projection MLP on the pooled deepest encoder stage, NT-Xent.
+
+    Defaults from the reference study: temperature 0.1, head 3 x Linear(512), SGD 0.1 with momentum 0.9 and weight
+    decay 1e-4, cosine decay to 0. The encoder is what transfers.
+    """
+
+    name = "simclr"
+    trained_parts = (ENCODER,)
+    initial_lr = 0.1
+    weight_decay = 1e-4
+    momentum = 0.9
+    nesterov = False
+    lr_decay = "cosine"
+    global_loss = True
+
+    def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int], num_epochs: int,
+                 temperature: float = 0.1, head_widths: Sequence[int] = (512, 512, 512)):
+        super().__init__(num_epochs)
+        self.head = ProjectionHead(deepest_channels(network), head_widths)
+        self.loss = NTXentLoss(temperature, gather_distributed=is_distributed())
+
+    def view_transforms(self, patch_size, rotation, mirror_axes, nnunet_transforms):
+        view = ssp_view(patch_size, rotation, mirror_axes)
+        return [view, view]
+
+    def embed_pair(self, network: nn.Module, views: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Head embeddings of the two views, from one encoder pass over both."""
+        z = self.head(network.encoder(torch.cat(views[:2]))[-1])
+        return z[:len(views[0])], z[len(views[0]):]
+
+    def forward(self, network, views, positions, epoch):
+        z_a, z_b = self.embed_pair(network, views)
+        return self.loss(z_a, z_b), {}

@@ -1,0 +1,61 @@
+"""Augmented views for the contrastive and self-distillation methods, built from nnU-Net's own transforms.
+
+nnU-Net applies each augmentation with a low probability, which is right for segmentation but leaves two views of
+one crop nearly identical. Here the same batchgeneratorsv2 transforms run at SSP strength (rotation, zoom and
+translation always; intensity, noise, blur and gamma often), as in the reference study; DINO adds its crop scales,
+blur and solarisation.
+"""
+
+from typing import Sequence, Tuple
+
+import torch
+from batchgeneratorsv2.helpers.scalar_type import RandomScalar
+from batchgeneratorsv2.transforms.base.basic_transform import ImageOnlyTransform
+from batchgeneratorsv2.transforms.intensity.brightness import MultiplicativeBrightnessTransform
+from batchgeneratorsv2.transforms.intensity.contrast import BGContrast, ContrastTransform
+from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform
+from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
+from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
+from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
+from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+from batchgeneratorsv2.transforms.utils.random import RandomTransform
+
+# Zoom ranges as region side / output side (batchgeneratorsv2: larger = smaller objects). DINO's crops cover 40-100 %
+# (global, output at the patch size) and 5-40 % (local, output at half the patch size) of the patch's area.
+FULL_ZOOM: Tuple[float, float] = (0.7, 1.4)
+DINO_GLOBAL_ZOOM: Tuple[float, float] = (0.4 ** 0.5, 1.0)
+DINO_LOCAL_ZOOM: Tuple[float, float] = (2 * 0.05 ** 0.5, 2 * 0.4 ** 0.5)
+
+
+class SolariseTransform(ImageOnlyTransform):
+    """Reflect intensities above each channel's median about it: the z-scored analogue of solarisation."""
+
+    def _apply_to_image(self, img: torch.Tensor, **params) -> torch.Tensor:
+        median = img.flatten(1).median(dim=1).values.view(-1, *([1] * (img.ndim - 1)))
+        return torch.where(img > median, 2 * median - img, img)
+
+
+def ssp_view(patch_size: Sequence[int], rotation: RandomScalar, mirror_axes: Sequence[int],
+             zoom: Tuple[float, float] = FULL_ZOOM, p_blur: float = 0.5, p_solarise: float = 0.0) -> ComposeTransforms:
+    """One view: random rotation, zoom and translation to `patch_size`, then intensity augmentations at p 0.5."""
+    transforms = [
+        SpatialTransform(tuple(patch_size), patch_center_dist_from_border=[p // 2 for p in patch_size],
+                         random_crop=True, p_rotation=1.0, rotation=rotation, p_scaling=1.0, scaling=zoom,
+                         p_synchronize_scaling_across_axes=1),
+        RandomTransform(GaussianNoiseTransform(noise_variance=(0, 0.1), p_per_channel=1, synchronize_channels=True),
+                        apply_probability=0.5),
+        RandomTransform(GaussianBlurTransform(blur_sigma=(0.5, 1.5), synchronize_channels=True,
+                                              synchronize_axes=True, p_per_channel=1), apply_probability=p_blur),
+        RandomTransform(MultiplicativeBrightnessTransform(multiplier_range=BGContrast((0.7, 1.3)),
+                                                          synchronize_channels=True, p_per_channel=1),
+                        apply_probability=0.5),
+        RandomTransform(ContrastTransform(contrast_range=BGContrast((0.7, 1.3)), preserve_range=True,
+                                          synchronize_channels=True, p_per_channel=1), apply_probability=0.5),
+        RandomTransform(GammaTransform(gamma=BGContrast((0.7, 1.5)), p_invert_image=0, synchronize_channels=True,
+                                       p_per_channel=1, p_retain_stats=1), apply_probability=0.5),
+        RandomTransform(SolariseTransform(), apply_probability=p_solarise),
+    ]
+    if mirror_axes:
+        transforms.append(MirrorTransform(allowed_axes=tuple(mirror_axes)))
+    return ComposeTransforms(transforms)
