@@ -14,6 +14,9 @@ import SimpleITK as sitk
 
 from nnunet_ssp.cli import main
 from nnunet_ssp.converters import subject_of_case, write_subject_splits
+from nnunet_ssp.converters.mnms import PhaseRow, read_phase_table
+from nnunet_ssp.converters.subject_splits import draw_test_subjects
+from nnunet_ssp.errors import InputError
 
 SHAPE = (4, 24, 24)  # z, y, x as numpy sees it
 FRAMES = 5
@@ -134,6 +137,17 @@ def test_subject_of_case():
         subject_of_case("no_marker")
 
 
+def test_test_draw_is_seeded_and_independent_of_order():
+    names = _names(20)
+    assert draw_test_subjects(names, 3) == draw_test_subjects(names[::-1], 3)
+    assert len(set(draw_test_subjects(names, 3))) == 3
+
+
+def test_write_subject_splits_refuses_unknown_dataset(roots):
+    with pytest.raises(InputError, match="ID 99"):
+        write_subject_splits(99)
+
+
 def test_acdc_flat_folder_with_held_out_subject(tmp_path, roots, capsys):
     names = _names(6)
     written = make_acdc(tmp_path / "acdc", names)
@@ -205,6 +219,12 @@ def test_mnms_with_test_list(tmp_path, roots, capsys):
     _check_folds(dataset, train_cases)
 
 
+def test_mnms_csv_accepts_other_spellings(tmp_path):
+    csv_file = tmp_path / "info.csv"
+    csv_file.write_text("\ufeffsubject_code,ed,Es,CENTER\nX1,0,7,2\n,,,\n")
+    assert read_phase_table(csv_file) == {"X1": PhaseRow(0, 7, {"centre": "2"})}
+
+
 def test_plan_and_preprocess_keeps_our_splits(tmp_path, roots, capsys, monkeypatch):
     """ACDC converted with nnUNet_preprocessed set keeps its splits; M&Ms converted without it gets the raw copy."""
     make_acdc(tmp_path / "acdc", _names(5))
@@ -248,10 +268,15 @@ def test_existing_dataset_needs_overwrite(tmp_path, roots, capsys):
     code, _, err = _convert(capsys, *args)
     assert code == 2 and str(roots["nnUNet_raw"] / "Dataset001_ACDC") in err and "--overwrite" in err
     assert marker.exists()
-    assert _convert(capsys, *args, "--overwrite")[0] == 0
+    (tmp_path / "acdc" / "patient005" / "Info.cfg").unlink()
+    assert _convert(capsys, *args, "--overwrite")[0] == 2
+    assert marker.exists()  # a failed overwrite keeps the old dataset
+    make_acdc(tmp_path / "acdc2", _names(5))
+    assert _convert(capsys, "convert-acdc", "-i", tmp_path / "acdc2", "-d", 1, "--overwrite")[0] == 0
     assert not marker.exists()
     code, _, err = _convert(capsys, *args, "--name", "Other", "--overwrite")
     assert code == 2 and "Dataset001_ACDC" in err
+    assert sorted(p.name for p in roots["nnUNet_raw"].iterdir()) == ["Dataset001_ACDC"]
 
 
 def test_too_few_training_subjects(tmp_path, roots, capsys):

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import SimpleITK as sitk
+from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
+from nnunetv2.utilities.dataset_name_id_conversion import find_candidate_datasets
 from tqdm import tqdm
 
 from nnunet_ssp.atomic import atomic_dir, write_json
@@ -145,8 +147,6 @@ def _dataset_name(dataset_id: int, name: str) -> str:
 
 def _check_target(dataset_id: int, target: Path, overwrite: bool) -> None:
     """Refuse an ID another dataset name holds (nnU-Net needs one name per ID), and an existing target."""
-    from nnunetv2.utilities.dataset_name_id_conversion import find_candidate_datasets
-
     others = [str(c) for c in find_candidate_datasets(dataset_id) if c != target.name]
     if others:
         raise InputError(f"Dataset ID {dataset_id} is taken by {others[0]} under nnUNet_raw, nnUNet_preprocessed "
@@ -219,8 +219,6 @@ def _write_case(folder: Path, subject: Subject, frame: LabelledFrame) -> str:
 
 def _write_dataset_json(folder: Path, dataset_name: str, fmt: CineFormat, input_dir: Path, n_train: int,
                         n_test: int) -> None:
-    from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
-
     generate_dataset_json(
         str(folder), channel_names={0: CHANNEL_NAME}, labels=dict(fmt.labels), num_training_cases=n_train,
         file_ending=FILE_ENDING, dataset_name=dataset_name, reference=fmt.reference,

@@ -19,14 +19,14 @@ from nnunet_ssp.errors import InputError
 
 MNMS_LABELS = {"background": 0, "LV": 1, "MYO": 2, "RV": 3}
 
-# Our name of a CSV column -> its accepted headers, compared in lower case without spaces, '_' or '-'.
+# Our name of a CSV column -> its accepted headers, compared ignoring case, spaces, '_' and '-'.
 CSV_COLUMNS = {
-    "subject": ("externalcode", "subjectcode", "subject", "subjectid"),
-    "ED": ("ed",),
-    "ES": ("es",),
-    "vendor": ("vendor",),
-    "vendor_name": ("vendorname",),
-    "centre": ("centre", "center"),
+    "subject": ("External code", "Subject code", "Subject", "Subject ID"),
+    "ED": ("ED",),
+    "ES": ("ES",),
+    "vendor": ("Vendor",),
+    "vendor_name": ("VendorName",),
+    "centre": ("Centre", "Center"),
 }
 REQUIRED_COLUMNS = ("subject", "ED", "ES")
 
@@ -44,13 +44,13 @@ def read_phase_table(csv_file: Path) -> Dict[str, PhaseRow]:
         raise InputError(f"{csv_file} is missing.")
     with open(csv_file, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
-    header = [re.sub(r"[\s_\-]", "", h.lower()) for h in (rows[0] if rows else [])]
-    where = {ours: next((header.index(h) for h in spellings if h in header), None)
+    header = [_normalise(h) for h in (rows[0] if rows else [])]
+    where = {ours: next((header.index(_normalise(h)) for h in spellings if _normalise(h) in header), None)
              for ours, spellings in CSV_COLUMNS.items()}
     for column in REQUIRED_COLUMNS:
         if where[column] is None:
             raise InputError(f"{csv_file} has no {column} column (accepted headers: "
-                             f"{', '.join(CSV_COLUMNS[column])}, in any case).")
+                             f"{', '.join(CSV_COLUMNS[column])}; case, spaces, '_' and '-' do not matter).")
     table = {}
     for row in rows[1:]:
         if not any(cell.strip() for cell in row):
@@ -63,6 +63,10 @@ def read_phase_table(csv_file: Path) -> Dict[str, PhaseRow]:
         info = {k: v for k, v in values.items() if k not in REQUIRED_COLUMNS and v}
         table[values["subject"]] = PhaseRow(int(values["ED"]), int(values["ES"]), info)
     return table
+
+
+def _normalise(header: str) -> str:
+    return re.sub(r"[\s_\-]", "", header.lower())
 
 
 def _read_subject(folder: Path, split: str, table: Dict[str, PhaseRow], csv_file: Path) -> Subject:

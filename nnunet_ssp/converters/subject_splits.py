@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Union
 
 import numpy as np
+from nnunetv2.utilities.crossval_split import generate_crossval_split
+from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.converters.cases import subject_of_case
@@ -32,8 +35,6 @@ def draw_test_subjects(subjects: Sequence[str], count: int, seed: int = SPLIT_SE
 
 def subject_folds(case_ids: Iterable[str], n_folds: int = N_FOLDS, seed: int = SPLIT_SEED) -> Folds:
     """nnU-Net folds (`[{"train": [...], "val": [...]}, ...]`) in which all cases of a subject share one side."""
-    from nnunetv2.utilities.crossval_split import generate_crossval_split
-
     cases_of = defaultdict(list)
     for case in sorted(case_ids):
         cases_of[subject_of_case(case)].append(case)
@@ -58,9 +59,6 @@ def write_subject_splits(dataset: Union[int, str]) -> List[Path]:
     Replaces both `splits_final.json` files with the five folds alone (folds appended later are dropped);
     returns the files written.
     """
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
-    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
-
     try:
         dataset_name = maybe_convert_to_dataset_name(dataset)
     except RuntimeError:
