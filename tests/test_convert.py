@@ -159,9 +159,8 @@ def test_acdc_flat_folder_with_held_out_subject(tmp_path, roots, capsys):
     test = [s for s, entry in cines.items() if entry["split"] == "test"]
     train = [s for s in names if s not in test]
     assert sorted(cines) == names and len(test) == 1
-    assert cines[names[0]] == {"path": str((tmp_path / "acdc" / names[0] / f"{names[0]}_4d.nii.gz").resolve()),
-                               "split": cines[names[0]]["split"], "ED": 0, "ES": 3, "frames": FRAMES,
-                               "group": "NOR"}
+    assert cines[train[0]] == {"path": str((tmp_path / "acdc" / train[0] / f"{train[0]}_4d.nii.gz").resolve()),
+                               "split": "train", "ED": 0, "ES": 3, "frames": FRAMES, "group": "NOR"}
     train_cases = [f"{s}_frame{f:02d}" for s in train for f in (1, 4)]
     _check_cases(dataset / "imagesTr", train_cases, written)
     _check_cases(dataset / "imagesTs", [f"{test[0]}_frame01", f"{test[0]}_frame04"], written)
