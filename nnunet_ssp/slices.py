@@ -1,25 +1,24 @@
 """The table of 2D slices self-supervised pretraining samples from, with each slice's anatomical record."""
 
 import os
-import re
 from dataclasses import dataclass, field
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import blosc2
 import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import load_pickle
 
+from nnunet_ssp.converters.cases import CASE_MARKER, subject_of_case
 from nnunet_ssp.positions import normalised_positions, runs_base_to_apex, slice_axis_direction
 
-_FRAME_PATTERN = re.compile(r"^(?P<subject>.+)_frame(?P<frame>\d+)$")
 
-
-def subject_and_frame_of_case(case_id: str) -> tuple:
-    """Subject id and 0-based frame of a labelled case `<subject>_frameYY` (YY 1-based); frame -1 if unnamed."""
-    match = _FRAME_PATTERN.match(case_id)
-    if match is None:
-        return case_id, -1
-    return match["subject"], int(match["frame"]) - 1
+def subject_and_frame_of_case(case: str) -> Tuple[str, int]:
+    """Subject and 0-based frame of a case `<subject>_frameYY`; a case named otherwise is its own subject, frame -1."""
+    try:
+        subject = subject_of_case(case)
+        return subject, int(case[len(subject) + len(CASE_MARKER):]) - 1
+    except ValueError:
+        return case, -1
 
 
 @dataclass

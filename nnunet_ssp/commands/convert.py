@@ -1,0 +1,59 @@
+"""`nnunet-ssp convert-acdc` and `nnunet-ssp convert-mnms`."""
+
+import argparse
+from pathlib import Path
+
+_OUTPUT = (
+    "Writes $nnUNet_raw/DatasetXXX_NAME (imagesTr/labelsTr with the ED and ES frames of the training subjects as "
+    "cases <subject>_frameYY, imagesTs/labelsTs for test subjects, dataset.json, cines.json listing every 4D cine "
+    "with its split and 0-based ED/ES indices) and five folds grouped by subject as splits_final.json in the raw "
+    "folder and, when nnUNet_preprocessed is set, in $nnUNet_preprocessed/DatasetXXX_NAME (nnUNetv2_plan_and_"
+    "preprocess keeps it there, and copies the raw one there if it is absent). Python: "
+    "nnunet_ssp.converters.write_subject_splits(ID) rewrites both. A flat input folder holds out test subjects "
+    "with --test-subjects K (a random draw with the fixed seed 12345) or --test-list FILE.")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the convert-acdc and convert-mnms subcommands."""
+    p = subparsers.add_parser(
+        "convert-acdc", help="convert an ACDC-layout folder into an nnU-Net raw dataset",
+        description="Convert an ACDC-layout folder (official training/ and testing/, or a flat folder of "
+                    "patient folders with <s>_4d.nii.gz, <s>_frameYY[_gt].nii.gz and Info.cfg) into an nnU-Net "
+                    "raw dataset; labels RV 1, MYO 2, LV 3. " + _OUTPUT)
+    _add_common_arguments(p, default_name="ACDC")
+    p.set_defaults(func=_run_acdc)
+    p = subparsers.add_parser(
+        "convert-mnms", help="convert an M&Ms-layout folder into an nnU-Net raw dataset",
+        description="Convert an M&Ms-layout folder (official Training/Labeled, Validation and Testing, the last "
+                    "two as test set, or a flat folder of subject folders with <s>_sa.nii.gz and <s>_sa_gt.nii.gz) "
+                    "into an nnU-Net raw dataset; labels LV 1, MYO 2, RV 3; case frame YY = 0-based index + 1. "
+                    + _OUTPUT)
+    p.add_argument("--csv", required=True, type=Path,
+                   help="information CSV with columns External code, ED, ES (0-based) and optionally Vendor, "
+                        "VendorName, Centre")
+    _add_common_arguments(p, default_name="MNMs")
+    p.set_defaults(func=_run_mnms)
+
+
+def _add_common_arguments(p: argparse.ArgumentParser, default_name: str) -> None:
+    p.add_argument("-i", "--input", required=True, type=Path, help="the source folder")
+    p.add_argument("-d", "--dataset-id", required=True, type=int, help="nnU-Net dataset ID (1 to 999)")
+    p.add_argument("--name", default=default_name, help=f"dataset name after DatasetXXX_ (default {default_name})")
+    holdout = p.add_mutually_exclusive_group()
+    holdout.add_argument("--test-subjects", type=int, metavar="K",
+                         help="flat folder only: hold out K subjects (seeded random draw) as the test set")
+    holdout.add_argument("--test-list", type=Path, metavar="FILE",
+                         help="flat folder only: hold out the subjects named in FILE, one a line")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing raw dataset of that ID and name")
+
+
+def _run_acdc(args: argparse.Namespace) -> None:
+    from nnunet_ssp.converters import convert_acdc
+    print(convert_acdc(args.input, args.dataset_id, args.name, args.test_subjects, args.test_list,
+                       args.overwrite).summary())
+
+
+def _run_mnms(args: argparse.Namespace) -> None:
+    from nnunet_ssp.converters import convert_mnms
+    print(convert_mnms(args.input, args.csv, args.dataset_id, args.name, args.test_subjects, args.test_list,
+                       args.overwrite).summary())

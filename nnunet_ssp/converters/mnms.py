@@ -1,0 +1,108 @@
+"""M&Ms layout to nnU-Net raw dataset.
+
+Input: either the official M&Ms-1 folder (`Training/Labeled` become training subjects, `Validation` and `Testing`
+test subjects) or a flat folder of subject folders. A subject folder `<s>/` holds `<s>_sa.nii.gz` (4D cine) and
+`<s>_sa_gt.nii.gz` (4D labels, drawn at ED and ES). A CSV gives each subject's ED and ES as 0-based frame indices,
+and its vendor and centre when known. Labels keep M&Ms' values: LV 1, MYO 2, RV 3.
+"""
+
+import csv
+import re
+from functools import partial
+from pathlib import Path
+from typing import Dict, Iterator, NamedTuple, Optional
+
+from nnunet_ssp.converters.common import (FILE_ENDING, TEST, TRAIN, CineFormat, ConversionResult, LabelledFrame,
+                                          Subject, convert_cines, make_subject, read_label)
+from nnunet_ssp.converters.images import check_same_size, read_image
+from nnunet_ssp.errors import InputError
+
+MNMS_LABELS = {"background": 0, "LV": 1, "MYO": 2, "RV": 3}
+
+# Our name of a CSV column -> its accepted headers, compared ignoring case, spaces, '_' and '-'.
+CSV_COLUMNS = {
+    "subject": ("External code", "Subject code", "Subject", "Subject ID"),
+    "ED": ("ED",),
+    "ES": ("ES",),
+    "vendor": ("Vendor",),
+    "vendor_name": ("VendorName",),
+    "centre": ("Centre", "Center"),
+}
+REQUIRED_COLUMNS = ("subject", "ED", "ES")
+
+
+class PhaseRow(NamedTuple):
+    """One subject's row of the M&Ms CSV."""
+    ed: int
+    es: int
+    info: Dict[str, str]
+
+
+def read_phase_table(csv_file: Path) -> Dict[str, PhaseRow]:
+    """Subject -> ED, ES (0-based) and vendor/centre from an M&Ms information CSV."""
+    if not csv_file.is_file():
+        raise InputError(f"{csv_file} is missing.")
+    with open(csv_file, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    header = [_normalise(h) for h in (rows[0] if rows else [])]
+    where = {ours: next((header.index(_normalise(h)) for h in spellings if _normalise(h) in header), None)
+             for ours, spellings in CSV_COLUMNS.items()}
+    for column in REQUIRED_COLUMNS:
+        if where[column] is None:
+            raise InputError(f"{csv_file} has no {column} column (accepted headers: "
+                             f"{', '.join(CSV_COLUMNS[column])}; case, spaces, '_' and '-' do not matter).")
+    table = {}
+    for row in rows[1:]:
+        if not any(cell.strip() for cell in row):
+            continue
+        values = {ours: row[i].strip() for ours, i in where.items() if i is not None and i < len(row)}
+        for phase in ("ED", "ES"):
+            if not values.get(phase, "").isdigit():
+                raise InputError(f"{csv_file}: {phase} of subject {values.get('subject')} is "
+                                 f"{values.get(phase)!r}, not a frame index.")
+        info = {k: v for k, v in values.items() if k not in REQUIRED_COLUMNS and v}
+        table[values["subject"]] = PhaseRow(int(values["ED"]), int(values["ES"]), info)
+    return table
+
+
+def _normalise(header: str) -> str:
+    return re.sub(r"[\s_\-]", "", header.lower())
+
+
+def _read_subject(folder: Path, split: str, table: Dict[str, PhaseRow], csv_file: Path) -> Subject:
+    row = table.get(folder.name)
+    if row is None:
+        raise InputError(f"{csv_file} has no row for subject {folder.name} (folder {folder}).")
+    return make_subject(folder.name, split, folder / f"{folder.name}_sa{FILE_ENDING}", {"ED": row.ed, "ES": row.es},
+                        0, csv_file, row.info)
+
+
+def _read_frames(subject: Subject) -> Iterator[LabelledFrame]:
+    label_file = subject.cine.parent / f"{subject.name}_sa_gt{FILE_ENDING}"
+    cine = read_image(subject.cine, 4)
+    labels = read_label(label_file, subject, 4)
+    if labels is not None:
+        check_same_size(cine, labels, subject.cine, label_file)
+    for index in (subject.ed, subject.es):
+        yield LabelledFrame(index, cine[:, :, :, index], None if labels is None else labels[:, :, :, index],
+                            subject.cine, label_file)
+
+
+def mnms_format(csv_file: Path) -> CineFormat:
+    """The M&Ms layout, with ED and ES taken from `csv_file`."""
+    csv_file = Path(csv_file).resolve()
+    return CineFormat(name="M&Ms", labels=MNMS_LABELS, reference="https://www.ub.edu/mnms/",
+                      official_folders={"Training/Labeled": TRAIN, "Validation": TEST, "Testing": TEST},
+                      read_subject=partial(_read_subject, table=read_phase_table(csv_file), csv_file=csv_file),
+                      read_frames=_read_frames)
+
+
+def convert_mnms(input_dir: Path, csv_file: Path, dataset_id: int, name: str = "MNMs",
+                 test_subjects: Optional[int] = None, test_list: Optional[Path] = None,
+                 overwrite: bool = False) -> ConversionResult:
+    """Convert an M&Ms-layout folder into `$nnUNet_raw/DatasetXXX_NAME` with subject-grouped folds and cines.json.
+
+    A flat folder holds out `test_subjects` subjects (a seeded random draw) or the subjects named in `test_list`.
+    """
+    return convert_cines(mnms_format(csv_file), Path(input_dir), dataset_id, name, test_subjects, test_list,
+                         overwrite)

@@ -1,0 +1,74 @@
+"""Subject-level data splits: the test hold-out of a flat folder and nnU-Net's five cross-validation folds.
+
+nnU-Net reads its folds from `$nnUNet_preprocessed/<dataset>/splits_final.json`. We keep a copy in the raw dataset
+folder too: nnU-Net's experiment planner (`nnUNetv2_plan_and_preprocess`) copies `<raw>/splits_final.json` into the
+preprocessed folder when that has none, and otherwise asserts that the first folds agree; it never deletes it.
+"""
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, Iterable, List, Sequence, Union
+
+import numpy as np
+from nnunetv2.utilities.crossval_split import generate_crossval_split
+from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+from nnunet_ssp.atomic import write_json
+from nnunet_ssp.converters.cases import subject_of_case
+from nnunet_ssp.converters.roots import preprocessed_dataset_folder, raw_dataset_folder
+from nnunet_ssp.errors import InputError
+
+SPLITS_FILE = "splits_final.json"
+N_FOLDS = 5
+SPLIT_SEED = 12345  # the seed nnU-Net uses for its own default split
+
+Folds = List[Dict[str, List[str]]]
+
+
+def draw_test_subjects(subjects: Sequence[str], count: int, seed: int = SPLIT_SEED) -> List[str]:
+    """A seeded random draw of `count` subjects (from the sorted names) to hold out for testing."""
+    ordered = sorted(subjects)
+    picked = np.random.RandomState(seed).choice(len(ordered), size=count, replace=False)
+    return sorted(ordered[i] for i in picked)
+
+
+def subject_folds(case_ids: Iterable[str], n_folds: int = N_FOLDS, seed: int = SPLIT_SEED) -> Folds:
+    """nnU-Net folds (`[{"train": [...], "val": [...]}, ...]`) in which all cases of a subject share one side."""
+    cases_of = defaultdict(list)
+    for case in sorted(case_ids):
+        cases_of[subject_of_case(case)].append(case)
+    if len(cases_of) < n_folds:
+        raise ValueError(f"{n_folds} folds need at least {n_folds} subjects, got {len(cases_of)}.")
+    return [{part: [case for subject in sorted(fold[part]) for case in cases_of[subject]] for part in ("train", "val")}
+            for fold in generate_crossval_split(sorted(cases_of), seed=seed, n_splits=n_folds)]
+
+
+def publish_splits(folds: Folds, dataset_name: str) -> List[Path]:
+    """Write `folds` as `splits_final.json` into the preprocessed folder when nnUNet_preprocessed is set."""
+    folder = preprocessed_dataset_folder(dataset_name)
+    if folder is None:
+        return []
+    write_json(folds, folder / SPLITS_FILE)
+    return [folder / SPLITS_FILE]
+
+
+def write_subject_splits(dataset: Union[int, str]) -> List[Path]:
+    """(Re)write the subject-grouped folds of a raw dataset (ID or name) into its raw and preprocessed folders.
+
+    Replaces both `splits_final.json` files with the five folds alone (folds appended later are dropped);
+    returns the files written.
+    """
+    try:
+        dataset_name = maybe_convert_to_dataset_name(dataset)
+    except RuntimeError:
+        raise InputError(f"No nnU-Net dataset with ID {dataset} exists under nnUNet_raw.") from None
+    raw_folder = raw_dataset_folder(dataset_name)
+    if not (raw_folder / "dataset.json").is_file():
+        raise InputError(f"{raw_folder / 'dataset.json'} is missing, so {raw_folder} is no nnU-Net raw dataset.")
+    try:
+        folds = subject_folds(get_filenames_of_train_images_and_targets(str(raw_folder)))
+    except ValueError as e:
+        raise InputError(f"{raw_folder / 'imagesTr'}: {e}") from None
+    write_json(folds, raw_folder / SPLITS_FILE)
+    return [raw_folder / SPLITS_FILE] + publish_splits(folds, dataset_name)
