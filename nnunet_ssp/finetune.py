@@ -8,7 +8,7 @@ supervision, augmentation, validation with 3D Dice) is nnU-Net's.
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ssp.schedules import EpochLRSchedule
+from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 
 
 class nnUNetTrainerSSPFinetune(nnUNetTrainer):
@@ -23,7 +23,7 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
 
     def warmup_epochs(self) -> int:
         """Warm-up length in epochs for this run's `num_epochs`."""
-        return min(max(1, round(self.warmup_fraction * self.num_epochs)), self.num_epochs - 1)
+        return warmup_length(self.warmup_fraction, self.num_epochs, at_least=1)
 
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.network.parameters(), self.initial_lr, weight_decay=self.weight_decay,

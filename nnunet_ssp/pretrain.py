@@ -36,9 +36,12 @@ from nnunet_ssp.checkpoint import SSP_RECORD_VERSION, load_checkpoint, plain, sa
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.methods import get_method_class
 from nnunet_ssp.methods.base import SSPModel
-from nnunet_ssp.schedules import EpochLRSchedule
+from nnunet_ssp.methods.heads import global_average_pool
+from nnunet_ssp.methods.probes import encoder_probes
+from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 from nnunet_ssp.slice_loader import SSPSliceLoader
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
+from nnunet_ssp.ssp_progress import plot_ssp_progress
 
 
 class nnUNetTrainerSSP(nnUNetTrainer):
@@ -58,7 +61,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         self.momentum = self.method_class.momentum
         self.nesterov = self.method_class.nesterov
         self.lr_decay = self.method_class.lr_decay
-        self.warmup_epochs = self.method_class.warmup_epochs
+        self.warmup_fraction = self.method_class.warmup_fraction
         self.final_lr = self.method_class.final_lr
         self.visual_every = 50
         self.method = None
@@ -67,6 +70,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         self.ssp_history: Dict[str, List[float]] = {}
         self._step_in_epoch = 0
         self._visual_views = None
+        self._probe_batches: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[str]]] = []
 
     def initialize(self) -> None:
         if self.was_initialized:
@@ -78,7 +82,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             self.plans_manager, self.configuration_manager, self.num_input_channels,
             self.label_manager.num_segmentation_heads, False).to(self.device)
         self.method = self.method_class(self.network, self.num_input_channels, self.configuration_manager.patch_size,
-                                        **self.method_kwargs).to(self.device)
+                                        self.num_epochs, **self.method_kwargs).to(self.device)
         trained = {id(p) for p in self.method.trained_parameters(self.network)}
         for p in self.network.parameters():
             p.requires_grad_(id(p) in trained)
@@ -96,17 +100,21 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         return {
             "method_kwargs": dict(self.method_kwargs), "initial_lr": self.initial_lr,
             "weight_decay": self.weight_decay, "momentum": self.momentum, "nesterov": self.nesterov,
-            "lr_decay": self.lr_decay, "warmup_epochs": self.warmup_epochs, "final_lr": self.final_lr,
+            "lr_decay": self.lr_decay, "warmup_epochs": self.warmup_epochs(), "final_lr": self.final_lr,
             "num_epochs": self.num_epochs, "num_iterations_per_epoch": self.num_iterations_per_epoch,
             "num_val_iterations_per_epoch": self.num_val_iterations_per_epoch,
             "batch_size": self.configuration_manager.batch_size,
         }
 
+    def warmup_epochs(self) -> int:
+        """Warm-up length in epochs: the method's fraction of `num_epochs`, at most `num_epochs - 1`."""
+        return warmup_length(self.warmup_fraction, self.num_epochs)
+
     def configure_optimizers(self):
         params = [p for p in self.training_model.parameters() if p.requires_grad]
         optimizer = torch.optim.SGD(params, self.initial_lr, weight_decay=self.weight_decay, momentum=self.momentum,
                                     nesterov=self.nesterov)
-        schedule = EpochLRSchedule(optimizer, self.initial_lr, self.num_epochs, self.warmup_epochs, self.lr_decay,
+        schedule = EpochLRSchedule(optimizer, self.initial_lr, self.num_epochs, self.warmup_epochs(), self.lr_decay,
                                    self.final_lr)
         return optimizer, schedule
 
@@ -127,7 +135,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         def nnunet_transforms(size: Sequence[int]):
             return self.get_training_transforms(size, rotation, None, mirror_axes, dummy_2d)
 
-        views = self.method.view_transforms(patch_size, nnunet_transforms)
+        views = self.method.view_transforms(patch_size, rotation, mirror_axes, nnunet_transforms)
         self.train_slices, self.val_slices = self.get_slice_tables()
         loaders = [SSPSliceLoader(table, self.batch_size, crop_size, patch_size, self.label_manager, views)
                    for table in (self.train_slices, self.val_slices)]
@@ -164,11 +172,13 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         with self._autocast():
             loss, extras = self.training_model(views, positions, self.current_epoch)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        # a global loss is the same on every rank; DDP averages gradients, so scale back to the global gradient
+        objective = loss * dist.get_world_size() if self.is_ddp and self.method.global_loss else loss
         if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.scale(objective).backward()
             self.grad_scaler.unscale_(self.optimizer)
         else:
-            loss.backward()
+            objective.backward()
         self.method.before_optimizer_step(self.current_epoch)
         torch.nn.utils.clip_grad_norm_(params, 12)
         if self.grad_scaler is not None:
@@ -188,6 +198,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
     def on_validation_epoch_start(self) -> None:
         self.training_model.eval()
         self._visual_views = None
+        self._probe_batches = []
 
     def validation_step(self, batch: dict) -> dict:
         views, positions = self._batch_to_device(batch)
@@ -195,6 +206,10 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             self._visual_views = views
         with self._autocast():
             loss, extras = self.training_model(views, positions, self.current_epoch)
+            method_z = self.method.embed(self.network, views[0])
+            encoder_z = global_average_pool(self.network.encoder(views[0])[-1])
+        self._probe_batches.append((method_z.float().cpu(), encoder_z.float().cpu(), batch["positions"],
+                                    batch["subjects"]))
         return {"loss": loss.detach().cpu().numpy(), **{k: v.detach().cpu().numpy() for k, v in extras.items()}}
 
     def on_validation_epoch_end(self, val_outputs: List[dict]) -> None:
@@ -207,6 +222,10 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         self.logger.log("mean_fg_dice", -loss, self.current_epoch)
         self.logger.log("dice_per_class_or_region", [-loss], self.current_epoch)
         self._record_extras("val", val_outputs)
+        method_z, encoder_z, positions, subjects = zip(*self._probe_batches)
+        probes = encoder_probes(torch.cat(method_z), torch.cat(encoder_z), torch.cat(positions),
+                                [s for b in subjects for s in b])
+        self._record_extras("val", [probes])
 
     def _record_extras(self, stage: str, outputs: List[dict]) -> None:
         collated = collate_outputs(outputs)
@@ -221,6 +240,10 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             self.method.write_visual(self.network, self._visual_views,
                                      join(self.output_folder, "ssp_visuals", f"epoch_{self.current_epoch:04d}.png"))
         super().on_epoch_end()
+        if self.local_rank == 0:
+            log = self.logger.get_checkpoint()
+            plot_ssp_progress(log["train_losses"], log["val_losses"], self.ssp_history,
+                              join(self.output_folder, "ssp_progress.png"))
 
     def ssp_record(self) -> dict:
         """The `ssp` entry of a checkpoint: what was trained, on what, how, and the method's resume state."""
@@ -318,6 +341,24 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         write_json(summary, join(self.output_folder, "ssp_summary.json"))
         self.print_to_log_file(f"SSP pretraining done: final validation loss {summary['final_val_loss']}, "
                                f"summary in {join(self.output_folder, 'ssp_summary.json')}")
+
+
+class nnUNetTrainerSSP_SimCLR(nnUNetTrainerSSP):
+    """SimCLR (`nnunet_ssp.methods.simclr`)."""
+
+    method_name = "simclr"
+
+
+class nnUNetTrainerSSP_PCL(nnUNetTrainerSSP):
+    """Positional contrastive learning (`nnunet_ssp.methods.pcl`)."""
+
+    method_name = "pcl"
+
+
+class nnUNetTrainerSSP_DINO(nnUNetTrainerSSP):
+    """DINO (`nnunet_ssp.methods.dino`)."""
+
+    method_name = "dino"
 
 
 class nnUNetTrainerSSP_MIM(nnUNetTrainerSSP):

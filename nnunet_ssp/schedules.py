@@ -11,6 +11,11 @@ from typing import Optional
 from torch.optim import Optimizer
 
 
+def warmup_length(fraction: float, num_epochs: int, at_least: int = 0) -> int:
+    """Warm-up epochs for a run of `num_epochs`: round(fraction * num_epochs), at least `at_least`, < num_epochs."""
+    return max(0, min(max(at_least, round(fraction * num_epochs)), num_epochs - 1))
+
+
 def warmup_factor(epoch: int, warmup_epochs: int) -> float:
     """Linear warm-up multiplier: (epoch + 1) / (warmup_epochs + 1) during warm-up, then 1."""
     if epoch >= warmup_epochs:

@@ -19,10 +19,11 @@ def base_trainers() -> Dict[str, type]:
     """Trainers that accept schedule suffixes, by name."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    from nnunet_ssp.finetune import nnUNetTrainerSSPFinetune
-    from nnunet_ssp.pretrain import nnUNetTrainerSSP_MIM
+    from nnunet_ssp import finetune, pretrain
 
-    return {c.__name__: c for c in (nnUNetTrainer, nnUNetTrainerSSPFinetune, nnUNetTrainerSSP_MIM)}
+    return {c.__name__: c for c in (nnUNetTrainer, finetune.nnUNetTrainerSSPFinetune, pretrain.nnUNetTrainerSSP_SimCLR,
+                                    pretrain.nnUNetTrainerSSP_PCL, pretrain.nnUNetTrainerSSP_DINO,
+                                    pretrain.nnUNetTrainerSSP_MIM)}
 
 
 def schedule_variant(name: str) -> Optional[Type]:

@@ -52,6 +52,10 @@ class SSPMethod(nn.Module):
         """The loss of one batch and detached extra values to log (averaged per epoch)."""
         raise NotImplementedError
 
+    def embed(self, network: nn.Module, image: torch.Tensor) -> torch.Tensor:
+        """The embedding whose spread shows collapse: by default the pooled deepest encoder features (N x C)."""
+        return network.encoder(image)[-1].mean(dim=(2, 3))
+
     def before_optimizer_step(self, epoch: int) -> None:
         """Hook after backward, before the optimiser step (e.g. freezing a layer's gradients)."""
 

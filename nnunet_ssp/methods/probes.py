@@ -1,5 +1,7 @@
 """Cheap per-epoch signals of what an encoder has learned, computed from its embeddings."""
 
+from typing import Dict, Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -35,3 +37,27 @@ def knn_accuracy(train_z: torch.Tensor, train_labels: torch.Tensor, test_z: torc
     n_classes = int(max(train_labels.max(), test_labels.max())) + 1
     votes = F.one_hot(neighbour_labels.long(), n_classes).sum(dim=1)
     return (votes.argmax(dim=1) == test_labels).float().mean().item()
+
+
+def position_bins(positions: torch.Tensor, num_bins: int = 5) -> torch.Tensor:
+    """Base-to-apex bin (0 = basal) of normalised slice positions in [0, 1]."""
+    return (positions * num_bins).long().clamp(0, num_bins - 1)
+
+
+def encoder_probes(method_z: torch.Tensor, encoder_z: torch.Tensor, positions: torch.Tensor,
+                   subjects: Sequence[str], k: int = 5) -> Dict[str, float]:
+    """Spread of the method's embeddings, and kNN accuracy of position bins on encoder features across subjects.
+
+    Subjects are split alternately (sorted) into a neighbour bank and queries, so a query never finds another view
+    of its own slice. The kNN accuracy is NaN when fewer than two subjects or too few bank samples are present.
+    """
+    z = encoder_z
+    signals = {"embedding_spread": embedding_spread(method_z) if method_z.shape[0] > 1 else float("nan"),
+               "position_knn_accuracy": float("nan")}
+    bank_subjects = set(sorted(set(subjects))[::2])
+    in_bank = torch.tensor([s in bank_subjects for s in subjects])
+    if in_bank.all() or not in_bank.any() or int(in_bank.sum()) < k:
+        return signals
+    bins = position_bins(positions)
+    signals["position_knn_accuracy"] = knn_accuracy(z[in_bank], bins[in_bank], z[~in_bank], bins[~in_bank], k)
+    return signals
