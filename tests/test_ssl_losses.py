@@ -251,6 +251,9 @@ def test_projection_head_layers_and_widths():
     linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(32, 512), (512, 512), (512, 512)]
     assert sum(isinstance(m, torch.nn.ReLU) for m in head.modules()) == 2
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in head.modules()) == 2
+    assert isinstance(head.mlp[-1], torch.nn.Linear)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in ProjectionHead(32, batch_norm=False).modules())
     assert head(torch.randn(3, 32, 4, 4)).shape == (3, 512)
     assert ProjectionHead(8, widths=(16, 4))(torch.randn(2, 8, 3, 3)).shape == (2, 4)
     with pytest.raises(ValueError, match="at least one positive width"):

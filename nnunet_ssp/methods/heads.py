@@ -16,24 +16,29 @@ def global_average_pool(feature_map: torch.Tensor) -> torch.Tensor:
 
 
 class ProjectionHead(nn.Module):
-    """Global average pool, then an MLP of Linear layers with ReLU between them (SimCLR and PCL).
+    """Global average pool, then an MLP of Linear layers with BatchNorm and ReLU between them (SimCLR and PCL).
 
-    The default matches the reference recipe: three Linear layers of width 512, no activation after the last.
+    The widths match the reference recipe: three Linear layers of width 512, nothing after the last. The BatchNorm
+    after each hidden layer (as in SimCLR's own head) is needed with nnU-Net's encoders: their deepest stage ends in
+    InstanceNorm, so its pooled features barely differ between images, and without BatchNorm the embeddings start
+    (and on the phantom stayed) collapsed, with the NT-Xent loss stuck at log(2N - 1).
 
     Args:
         in_channels: channels of the deepest encoder stage.
         widths: output width of each Linear layer, first to last.
+        batch_norm: BatchNorm1d after each hidden Linear layer.
     """
 
-    def __init__(self, in_channels: int, widths: Sequence[int] = (512, 512, 512)) -> None:
+    def __init__(self, in_channels: int, widths: Sequence[int] = (512, 512, 512), batch_norm: bool = True) -> None:
         super().__init__()
         if in_channels < 1 or len(widths) == 0 or min(widths) < 1:
             raise ValueError(f"the projection head needs in_channels >= 1 and at least one positive width, "
                              f"got in_channels={in_channels} and widths={tuple(widths)}.")
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip([in_channels, *widths[:-1]], widths):
-            layers += [nn.Linear(fan_in, fan_out), nn.ReLU(inplace=True)]
-        self.mlp = nn.Sequential(*layers[:-1])
+            layers += [nn.Linear(fan_in, fan_out), *([nn.BatchNorm1d(fan_out)] if batch_norm else []),
+                       nn.ReLU(inplace=True)]
+        self.mlp = nn.Sequential(*layers[:-2 if batch_norm else -1])
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Embeddings (N x widths[-1]) of an N x C x H x W feature map."""
