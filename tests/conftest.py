@@ -48,3 +48,42 @@ def nnunet_env(tmp_path, monkeypatch):
     monkeypatch.setenv("nnUNet_def_n_proc", "1")
     monkeypatch.setenv("nnUNet_compile", "false")
     return roots
+
+
+PHANTOM_DATASET_ID = 501
+PHANTOM_TRAIN_SUBJECTS = 6
+PHANTOM_TEST_SUBJECTS = 2
+
+
+@pytest.fixture(scope="session")
+def phantom_roots(tmp_path_factory):
+    """A tiny phantom (48 px) converted to Dataset501, planned with CPU plans and preprocessed, once per session."""
+    from nnunet_ssp.converters import convert_acdc
+    from nnunet_ssp.cpu_plans import plan_and_preprocess_cpu
+    from nnunet_ssp.phantom import generate_phantom
+
+    base = tmp_path_factory.mktemp("phantom")
+    roots = {name: base / name for name in ("nnUNet_raw", "nnUNet_preprocessed")}
+    saved = {name: os.environ.get(name) for name in (*roots, "nnUNet_def_n_proc")}
+    os.environ.update({name: str(path) for name, path in roots.items()})
+    os.environ["nnUNet_def_n_proc"] = "1"
+    try:
+        generate_phantom(base / "cines", PHANTOM_TRAIN_SUBJECTS + PHANTOM_TEST_SUBJECTS, seed=3, image_size=48)
+        convert_acdc(base / "cines", PHANTOM_DATASET_ID, name="Phantom", test_subjects=PHANTOM_TEST_SUBJECTS)
+        plan_and_preprocess_cpu(PHANTOM_DATASET_ID, num_processes=1)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    roots["cines"] = base / "cines"
+    return roots
+
+
+@pytest.fixture
+def phantom_env(phantom_roots, nnunet_env, monkeypatch):
+    """nnU-Net environment pointing at the session's phantom dataset, with a fresh results folder per test."""
+    for name in ("nnUNet_raw", "nnUNet_preprocessed"):
+        monkeypatch.setenv(name, str(phantom_roots[name]))
+    return {**phantom_roots, "nnUNet_results": nnunet_env["nnUNet_results"]}

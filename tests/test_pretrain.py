@@ -1,0 +1,132 @@
+"""The SSP trainers inside real nnU-Net: lookup, checkpoints, resume, fine-tuning from the weights."""
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import PHANTOM_DATASET_ID
+
+PLANS = "nnUNetPlansCPU"
+METHOD_TRAINERS = ["nnUNetTrainerSSP_MIM", "nnUNetTrainerSSP_SimCLR", "nnUNetTrainerSSP_PCL", "nnUNetTrainerSSP_DINO"]
+
+
+def make_trainer(name: str, fold="all"):
+    from nnunetv2.run.run_training import get_trainer_from_args
+    return get_trainer_from_args(str(PHANTOM_DATASET_ID), "2d", fold, name, PLANS, device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", [*METHOD_TRAINERS, "nnUNetTrainerSSPFinetune", "nnUNetTrainerSSP_MIM_3epochs_7iters",
+                                  "nnUNetTrainerSSPFinetune_20epochs", "nnUNetTrainer_2epochs_5iters"])
+def test_trainer_names_resolve_through_ext_trainer_and_pickle(nnunet_env, name):
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    cls = recursive_find_trainer_class_by_name(name)
+    assert cls.__name__ == name and cls.__module__.startswith("nnunet_ssp.")
+    assert pickle.loads(pickle.dumps(cls)) is cls
+
+
+def test_unknown_suffix_is_not_a_trainer(nnunet_env):
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    with pytest.raises(RuntimeError, match="Could not find requested nnunet trainer"):
+        recursive_find_trainer_class_by_name("nnUNetTrainerSSP_MIM_0epochs")
+
+
+def test_schedule_variant_sets_epochs_and_iterations(phantom_env):
+    trainer = make_trainer("nnUNetTrainerSSP_PCL_3epochs_7iters")
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (3, 7, 1)
+    assert trainer.initial_lr == 0.1 and trainer.weight_decay == 1e-5
+
+
+def test_mim_pretraining_writes_a_safe_checkpoint_that_stock_nnunet_accepts(phantom_env):
+    from nnunetv2.run.load_pretrained_weights import load_pretrained_weights
+
+    trainer = make_trainer("nnUNetTrainerSSP_MIM_2epochs_3iters")
+    trainer.run_training()
+    trainer.perform_actual_validation()
+    folder = Path(trainer.output_folder)
+    checkpoint = torch.load(folder / "checkpoint_final.pth", weights_only=True, map_location="cpu")
+    ssp = checkpoint["ssp"]
+    assert ssp["method"] == "mim" and ssp["trained_parts"] == ["encoder", "decoder"]
+    assert ssp["plans_name"] == PLANS and ssp["configuration"] == "2d" and ssp["num_input_channels"] == 1
+    assert ssp["data"]["num_slices"] > 0 and len(ssp["data"]["subjects"]) == 6
+    assert set(ssp["resume"]["method_state"]) == {"reconstruction_head.weight", "reconstruction_head.bias"}
+    assert checkpoint["current_epoch"] == 2 and len(checkpoint["logging"]["val_losses"]) == 2
+    # the saved weights are exactly the plans-built segmentation network's
+    supervised = make_trainer("nnUNetTrainer_2epochs", fold=0)
+    supervised.initialize()
+    assert set(checkpoint["network_weights"]) == set(supervised.network.state_dict())
+    load_pretrained_weights(supervised.network, str(folder / "checkpoint_final.pth"))
+    key = "encoder.stages.1.0.convs.0.conv.weight"
+    assert torch.equal(supervised.network.state_dict()[key], checkpoint["network_weights"][key])
+    summary = json.loads((folder / "ssp_summary.json").read_text())
+    assert summary["epochs"] == 2 and np.isfinite(summary["final_val_loss"])
+    assert (folder / "progress.png").is_file() and (folder / "ssp_progress.png").is_file()
+    assert sorted(p.name for p in (folder / "ssp_visuals").iterdir()) == ["epoch_0000.png", "epoch_0001.png"]
+    assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*.tmp"))
+
+
+def test_continue_resumes_at_the_right_epoch_with_optimizer_and_method_state(phantom_env):
+    first = make_trainer("nnUNetTrainerSSP_SimCLR_2epochs_3iters")
+    first.num_epochs = 1  # stop after one epoch, as an interrupted run would
+    first.run_training()
+    saved = torch.load(Path(first.output_folder) / "checkpoint_final.pth", weights_only=True)
+
+    resumed = make_trainer("nnUNetTrainerSSP_SimCLR_2epochs_3iters")
+    resumed.load_checkpoint(str(Path(first.output_folder) / "checkpoint_final.pth"))
+    assert resumed.current_epoch == 1
+    for key, value in resumed.method.state_dict().items():
+        assert torch.equal(value, saved["ssp"]["resume"]["method_state"][key])
+    momentum = [s["momentum_buffer"] for s in resumed.optimizer.state_dict()["state"].values()]
+    saved_momentum = [s["momentum_buffer"] for s in saved["optimizer_state"]["state"].values()]
+    assert momentum and all(torch.equal(a, b) for a, b in zip(momentum, saved_momentum))
+    resumed.run_training()
+    final = torch.load(Path(resumed.output_folder) / "checkpoint_final.pth", weights_only=True)
+    assert final["current_epoch"] == 2 and len(final["logging"]["train_losses"]) == 2
+    assert final["logging"]["train_losses"][0] == saved["logging"]["train_losses"][0]
+
+
+def test_a_checkpoint_of_another_method_cannot_resume(phantom_env):
+    from nnunet_ssp.errors import InputError
+    mim = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters")
+    mim.run_training()
+    dino = make_trainer("nnUNetTrainerSSP_DINO_1epochs_2iters")
+    with pytest.raises(InputError, match="holds mim, not a dino pretraining"):
+        dino.load_checkpoint(str(Path(mim.output_folder) / "checkpoint_final.pth"))
+
+
+def _train_epoch(trainer, epoch):
+    np.random.seed(epoch)
+    torch.manual_seed(epoch)
+    trainer.on_train_epoch_start()
+    losses = [float(trainer.train_step(next(trainer.dataloader_train))["loss"])
+              for _ in range(trainer.num_iterations_per_epoch)]
+    trainer.current_epoch += 1
+    return losses
+
+
+def test_dino_resumed_continues_with_the_same_teacher_centre_and_schedules(phantom_env, monkeypatch):
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    torch.manual_seed(0)
+    uninterrupted = make_trainer("nnUNetTrainerSSP_DINO_2epochs_3iters")
+    uninterrupted.on_train_start()
+    state_after_first = None
+    for epoch in range(2):
+        if epoch == 1:
+            uninterrupted.current_epoch -= 1
+            uninterrupted.save_checkpoint(str(Path(uninterrupted.output_folder) / "checkpoint_latest.pth"))
+            uninterrupted.current_epoch += 1
+            state_after_first = {k: v.clone() for k, v in uninterrupted.method.state_dict().items()}
+        losses = _train_epoch(uninterrupted, epoch)
+    resumed = make_trainer("nnUNetTrainerSSP_DINO_2epochs_3iters")
+    resumed.load_checkpoint(str(Path(uninterrupted.output_folder) / "checkpoint_latest.pth"))
+    assert resumed.current_epoch == 1
+    for key, value in resumed.method.state_dict().items():
+        assert torch.equal(value, state_after_first[key]), key
+    resumed.on_train_start()
+    assert resumed.current_epoch == 1
+    assert _train_epoch(resumed, 1) == pytest.approx(losses, rel=1e-5)
+    for trainer in (uninterrupted, resumed):
+        trainer.on_train_end()
