@@ -8,7 +8,7 @@ from torch import nn
 
 from nnunet_ssp.methods.base import ENCODER, SSPMethod, deepest_channels
 from nnunet_ssp.methods.distributed import all_reduce_mean, gather_with_grad, is_distributed
-from nnunet_ssp.methods.heads import DINOHead
+from nnunet_ssp.methods.heads import DINOHead, global_average_pool
 from nnunet_ssp.schedules import cosine_schedule
 from nnunet_ssp.views import DINO_GLOBAL_ZOOM, DINO_LOCAL_ZOOM, ssp_view
 
@@ -189,6 +189,10 @@ class DINO(SSPMethod):
         if len(views) > 2:
             student += list(self.head(network.encoder(torch.cat(views[2:]))[-1]).chunk(len(views) - 2))
         return self.loss(teacher, student, epoch), {}
+
+    def embed(self, network: nn.Module, image: torch.Tensor) -> torch.Tensor:
+        """The student head's bottleneck (before the prototypes), where DINO's collapse shows."""
+        return self.head.mlp(global_average_pool(network.encoder(image)[-1]))
 
     def before_optimizer_step(self, epoch: int) -> None:
         if epoch < self.freeze_last_layer_epochs:
