@@ -115,7 +115,7 @@ class HeartFractions:
     lv_blood: np.ndarray        # LV blood pool (without papillary muscles and trabeculae)
     lv_tissue: np.ndarray       # LV myocardium, papillary muscles and trabeculae
     rv_blood: np.ndarray
-    rv_wall: np.ndarray
+    rv_wall: np.ndarray         # RV free wall and trabeculae
     envelope: np.ndarray        # heart plus its epicardial fat
     lv_cavity_label: np.ndarray # LV cavity as annotated (papillary muscles and trabeculae included)
     lv_myo_label: np.ndarray
@@ -202,12 +202,15 @@ def render_heart(heart: Heart, motion: CardiacMotion, contraction: np.ndarray, l
                                                 dl, da, pixel_mm, ventricular))
 
     rv_width = _rv_width(heart, motion, u_rv, contraction, shift)
-    rv_cavity = inside_fraction(lookup(r_epi + rv_width, bins) - r, pixel_mm)
-    rv_blood = np.maximum(rv_cavity - epi, 0.0)
+    rv_cavity = np.maximum(inside_fraction(lookup(r_epi + rv_width, bins) - r, pixel_mm) - epi, 0.0)
+    # Coarser trabeculae (and the moderator band) reach in from the RV free wall; they belong to the cavity label.
+    rv_trabecular = np.roll(trabecular, ANGLE_BINS // 3, axis=1) * np.minimum(rv_width / 6.0, 1.0)
+    rv_core = inside_fraction(lookup(r_epi + rv_width - rv_trabecular, bins) - r, pixel_mm)
+    rv_blood = np.minimum(np.maximum(rv_core - epi, 0.0), rv_cavity)
     # The free wall and its fat thin out towards the crescent tips.
     presence = np.minimum(rv_width / 3.0, 1.0)
     rv_outer = inside_fraction(lookup(r_epi + rv_width + heart.rv_wall * presence, bins) - r, pixel_mm)
-    rv_wall = np.maximum(rv_outer - np.maximum(rv_cavity, epi), 0.0)
+    rv_wall = np.maximum(rv_outer - epi - rv_blood, 0.0)
     fat_radius = np.maximum(r_epi + heart.epicardial_fat[None, :],
                             r_epi + rv_width + (heart.rv_wall + heart.rv_fat[None, :]) * presence)
     envelope = np.maximum(inside_fraction(lookup(fat_radius, bins) - r, pixel_mm), rv_outer)
@@ -217,7 +220,7 @@ def render_heart(heart: Heart, motion: CardiacMotion, contraction: np.ndarray, l
     return HeartFractions(
         lv_blood=blood, lv_tissue=epi - blood, rv_blood=rv_blood, rv_wall=rv_wall, envelope=envelope,
         lv_cavity_label=endo * lv_labelled, lv_myo_label=(epi - endo) * lv_labelled,
-        rv_cavity_label=rv_blood * rv_labelled)
+        rv_cavity_label=rv_cavity * rv_labelled)
 
 
 def _papillary_fraction(heart: Heart, u: np.ndarray, contraction: np.ndarray, r_endo: np.ndarray,
@@ -229,6 +232,8 @@ def _papillary_fraction(heart: Heart, u: np.ndarray, contraction: np.ndarray, r_
     total = np.zeros(dl.shape, np.float32)
     for angle, radius in zip(heart.papillary_angles, heart.papillary_radius):
         size = radius * presence * (1.0 + 0.3 * contraction)
+        if size.max() <= 0.5:
+            continue
         wall_bin = int(angle * ANGLE_BINS / (2 * np.pi)) % ANGLE_BINS
         reach = np.maximum(r_endo[:, wall_bin] - 0.6 * size, 0.0)
         pl = (reach * math.cos(angle))[:, None, None]

@@ -65,7 +65,8 @@ def draw_subject(seed: int, index: int, image_size: Optional[int] = None,
     heart = replace(heart, rv_length=min(heart.rv_length, rv_limit))
 
     chest = draw_surroundings(rng, body_scale=(height / 171) ** 0.5 * (bmi / 25) ** 0.3, fat_scale=fat_scale,
-                              heart_radius=heart.epi_radius, rv_direction=heart.rv_direction)
+                              heart_radius=heart.epi_radius, heart_length=heart.length,
+                              rv_direction=heart.rv_direction)
     vendor = VENDORS[sorted(VENDORS)[int(rng.integers(len(VENDORS)))]]
     view_centre = (15 * math.cos(heart.rv_direction), 15 * math.sin(heart.rv_direction))
     scan = draw_scan_geometry(rng, slices, view_centre, image_size, spacing, vendor.spacing)

@@ -47,6 +47,7 @@ class Surroundings:
     diaphragm_curvature: float      # dome shape (1/mm)
     liver_end: float                # position across the abdomen where the liver gives way to other organs
     organs: Tuple[Organ, ...]       # stomach, spleen, bowel
+    fat_pads: Tuple[Organ, ...]     # pericardial fat in front of the RV and at the apex
     rib_angles: np.ndarray          # angles around body_centre where ribs cross the slice at the base
     rib_drift: float                # radians per mm of depth by which the rib positions move
 
@@ -70,19 +71,34 @@ def _draw_organs(rng: np.random.Generator, normal: Point, liver_end: float, offs
         return Organ(centre, semi, tissue, brightness)
 
     stomach_fill = rng.choice([0.05, 0.6, 1.0])   # air, food, fluid
-    organs = [place(offset + rng.uniform(20, 50), liver_end + rng.uniform(25, 50), depth + rng.uniform(10, 40),
+    organs = [place(offset + rng.uniform(10, 40), liver_end + rng.uniform(25, 50), depth + rng.uniform(-10, 30),
                     (rng.uniform(25, 45), rng.uniform(25, 45), rng.uniform(30, 60)), "stomach", stomach_fill),
-              place(offset + rng.uniform(50, 90), liver_end + rng.uniform(60, 100), depth + rng.uniform(10, 40),
+              place(offset + rng.uniform(40, 80), liver_end + rng.uniform(60, 100), depth + rng.uniform(0, 40),
                     (rng.uniform(20, 35), rng.uniform(20, 35), rng.uniform(25, 45)), "liver", rng.uniform(1.2, 1.6))]
-    for _ in range(int(rng.integers(2, 6))):
-        organs.append(place(offset + rng.uniform(15, 80), liver_end + rng.uniform(0, 110),
-                            depth + rng.uniform(20, 80), tuple(rng.uniform(8, 20, 3)), "stomach",
+    for _ in range(int(rng.integers(3, 8))):
+        organs.append(place(offset + rng.uniform(5, 80), liver_end + rng.uniform(0, 110),
+                            depth + rng.uniform(0, 80), tuple(rng.uniform(8, 20, 3)), "stomach",
                             rng.choice([0.05, 0.5, 1.0])))
     return tuple(organs)
 
 
+def _draw_fat_pads(rng: np.random.Generator, fat_scale: float, heart_radius: float, heart_length: float,
+                   rv_direction: float, diaphragm_normal: float) -> Tuple[Organ, ...]:
+    """Pericardial fat: a pad in front of the RV towards the base and the cardiophrenic pad near the apex."""
+    pads = []
+    for angle, distance, depth in ((rv_direction - math.radians(rng.uniform(30, 70)), heart_radius + 25,
+                                    rng.uniform(0.0, 0.5) * heart_length),
+                                   (diaphragm_normal + math.radians(rng.uniform(-70, -20)), 0.8 * heart_radius,
+                                    rng.uniform(0.75, 1.05) * heart_length)):
+        size = rng.uniform(8, 25) * math.sqrt(fat_scale)
+        pads.append(Organ((distance * math.cos(angle), distance * math.sin(angle), depth),
+                          (size * rng.uniform(0.8, 1.5), size * rng.uniform(0.8, 1.5), size * 2), "fat",
+                          rng.uniform(0.85, 1.0)))
+    return tuple(pads)
+
+
 def draw_surroundings(rng: np.random.Generator, body_scale: float, fat_scale: float, heart_radius: float,
-                      rv_direction: float) -> Surroundings:
+                      heart_length: float, rv_direction: float) -> Surroundings:
     """Draw a chest for a body of relative size `body_scale` whose fat scales with `fat_scale`."""
     angles = bin_angles()
     semi_l = rng.uniform(140, 170) * body_scale
@@ -96,7 +112,7 @@ def draw_surroundings(rng: np.random.Generator, body_scale: float, fat_scale: fl
         * _wavy(rng, angles, (0.15, 0.1, 0.1))
     # The heart sits anterior and to the left in the chest, close behind the anterior chest wall.
     front = ANGLE_BINS // 4
-    inner_front = rng.uniform(0, 20) + heart_radius
+    inner_front = rng.uniform(0, 12) + heart_radius
     centre = (-rng.uniform(35, 70), inner_front + fat[front] + wall_muscle[front] - semi_a - breast[front])
     radius = 1.0 / np.sqrt((np.cos(angles) / semi_l) ** 2 + (np.sin(angles) / semi_a) ** 2)
     radius = radius * _wavy(rng, angles, (0.03, 0.02, 0.0, 0.01)) + breast
@@ -106,9 +122,10 @@ def draw_surroundings(rng: np.random.Generator, body_scale: float, fat_scale: fl
     aorta_angle = math.radians(rng.uniform(35, 75))
     aorta_distance = vertebra + rng.uniform(14, 20)
     root_angle = rv_direction - math.radians(rng.uniform(55, 80))
-    diaphragm_normal = math.radians(rng.uniform(215, 260))
-    # The diaphragm is far below the heart at the base and close under its inferior wall near the apex.
-    diaphragm_offset, diaphragm_depth = heart_radius + rng.uniform(10, 30), rng.uniform(40, 70)
+    # The diaphragm lies below the heart in the image (posterior-inferior): far from it at the base, right
+    # under its inferior wall towards the apex; the liver is on the patient's right, stomach and spleen left.
+    diaphragm_normal = math.radians(rng.uniform(235, 290))
+    diaphragm_offset, diaphragm_depth = heart_radius + rng.uniform(5, 25), rng.uniform(20, 50)
     liver_end = rng.uniform(10, 50)
     return Surroundings(
         body_centre=centre, body_radius=radius.astype(np.float32), subcutaneous_fat=fat.astype(np.float32),
@@ -119,10 +136,11 @@ def draw_surroundings(rng: np.random.Generator, body_scale: float, fat_scale: fl
                                                        heart_radius * 0.9 * math.sin(root_angle)),
         root_radius=rng.uniform(11, 15),
         diaphragm_normal=diaphragm_normal, diaphragm_offset=diaphragm_offset, diaphragm_depth=diaphragm_depth,
-        diaphragm_rise=rng.uniform(0.4, 0.9), diaphragm_curvature=rng.uniform(0.002, 0.006),
+        diaphragm_rise=rng.uniform(0.3, 0.7), diaphragm_curvature=rng.uniform(0.002, 0.006),
         liver_end=liver_end,
         organs=_draw_organs(rng, (math.cos(diaphragm_normal), math.sin(diaphragm_normal)), liver_end,
                             diaphragm_offset, diaphragm_depth),
+        fat_pads=_draw_fat_pads(rng, fat_scale, heart_radius, heart_length, rv_direction, diaphragm_normal),
         rib_angles=np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 10)))).astype(np.float32),
         rib_drift=rng.normal(0, 0.004))
 
@@ -192,13 +210,19 @@ def _abdomen(chest: Surroundings, l: np.ndarray, a: np.ndarray, z: float, image:
     liver = contrast["liver"] * (1 + 0.8 * _speckles(rng, l.shape, 0.003, 1.0) + 0.08 * smooth_noise(rng, l.shape, 6))
     beyond_liver = smoothstep((across - chest.liver_end) / 15.0)
     image = _over(image, liver + beyond_liver * (contrast["mediastinum"] - liver), abdomen)
-    for organ in chest.organs:
+    return _paint_organs(image, chest.organs, l, a, z, contrast, pixel_mm, abdomen * beyond_liver)
+
+
+def _paint_organs(image: np.ndarray, organs: Tuple[Organ, ...], l: np.ndarray, a: np.ndarray, z: float,
+                  contrast: Dict[str, float], pixel_mm: float, where: np.ndarray) -> np.ndarray:
+    """Paint the cross-sections at depth z of ellipsoidal organs, limited to the region `where`."""
+    for organ in organs:
         scale = 1.0 - ((z - organ.centre[2]) / organ.semi_axes[2]) ** 2
         if scale > 0.01:
             shrink = math.sqrt(scale)
             inside = _ellipse(l, a, organ.centre[:2], organ.semi_axes[0] * shrink, organ.semi_axes[1] * shrink,
                               pixel_mm)
-            image = _over(image, contrast[organ.tissue] * organ.brightness, inside * abdomen * beyond_liver)
+            image = _over(image, contrast[organ.tissue] * organ.brightness, inside * where)
     return image
 
 
@@ -206,10 +230,11 @@ def render_surroundings(chest: Surroundings, l: np.ndarray, a: np.ndarray, z: fl
                         pixel_mm: float, rng: np.random.Generator) -> np.ndarray:
     """Intensity image of everything but the heart on the grid (l, a) at slice depth z."""
     image, cavity, inner_depth = _chest_wall(chest, l, a, z, contrast, pixel_mm, rng)
-    vessels = _speckles(rng, l.shape, 0.002, 0.7) + 0.5 * np.clip(smooth_noise(rng, l.shape, 2.0) - 2.0, 0, 1)
-    image = _over(image, contrast["lung"] + 0.25 * contrast["blood"] * vessels, cavity)
+    vessels = _speckles(rng, l.shape, 0.001, 0.7) + 0.5 * np.clip(smooth_noise(rng, l.shape, 2.0) - 2.0, 0, 1)
+    image = _over(image, contrast["lung"] + 0.2 * contrast["blood"] * vessels, cavity)
     oesophagus = (chest.aorta_centre[0] - 1.6 * chest.aorta_radius, chest.aorta_centre[1] + 0.6 * chest.aorta_radius)
     image = _over(image, contrast["mediastinum"], _disc(l, a, oesophagus, 8, pixel_mm) * cavity)
+    image = _paint_organs(image, chest.fat_pads, l, a, z, contrast, pixel_mm, cavity)
     image = _abdomen(chest, l, a, z, image, inner_depth, contrast, pixel_mm, rng)
 
     image = _over(image, contrast["bone"], _disc(l, a, chest.spine_centre, chest.vertebra_radius + 2, pixel_mm))
