@@ -14,7 +14,6 @@ from nnunet_ssp.phantom.surroundings import render_surroundings
 
 # Through-slice partial volume: the slice profile is sampled at these fractions of the slice thickness.
 SUB_SLICES = (-1 / 3, 0.0, 1 / 3)
-HEART_REACH = 45.0   # mm beyond the LV epicardium (plus RV width) that the heart and its fat can occupy
 
 
 @dataclass
@@ -27,8 +26,11 @@ class Cine:
 
 def _heart_box(plan: SubjectPlan, l: np.ndarray, a: np.ndarray) -> tuple:
     """Row and column slices of the part of the image the heart can reach."""
-    heart = plan.heart
-    reach = heart.epi_radius + heart.rv_width + HEART_REACH + float(np.hypot(*heart.axis_drift))
+    heart, motion = plan.heart, plan.motion
+    # Systolic thickening and the angular shape make the epicardium up to ~15 % larger than epi_radius.
+    reach = (1.2 * heart.epi_radius + heart.rv_width + heart.rv_wall + float(heart.rv_fat.max())
+             + float(heart.epicardial_fat.max()) + float(np.hypot(*heart.axis_drift))
+             + float(np.hypot(*motion.translation)) + 2 * plan.scan.pixel_mm)
     near = np.hypot(l, a) < reach
     rows, columns = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
     if rows.size == 0:

@@ -50,12 +50,13 @@ class ScanGeometry:
 def plan_slices(rng: np.random.Generator, lv_length: float) -> SlicePlan:
     """Cover the LV from just below the base to near the apex with 6 to 14 slices 6 to 10 mm apart."""
     spacing = rng.uniform(6.5, 10.0)
-    first = rng.uniform(1.0, 0.7 * spacing)
+    thickness = rng.uniform(5.0, 8.0)
+    # Most of the first slice's thickness lies below the base plane at ED, so it cuts the LV ring.
+    first = 0.5 * thickness + rng.uniform(0.5, 4.0)
     last = lv_length - rng.uniform(0.25, 0.9) * spacing
     count = int(np.clip(round((last - first) / spacing) + 1, *SLICE_COUNT_RANGE))
     spacing = float(np.clip((last - first) / (count - 1), *SLICE_SPACING_RANGE))
-    return SlicePlan(first_depth=first, spacing=spacing, count=count,
-                     thickness=rng.uniform(5.0, min(8.0, spacing)))
+    return SlicePlan(first_depth=first, spacing=spacing, count=count, thickness=min(thickness, spacing))
 
 
 def _long_axis_frame(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
