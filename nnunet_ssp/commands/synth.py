@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.output is None:
         with tempfile.TemporaryDirectory(prefix="nnunet-ssp-synth-") as tmp:
             generate_phantom(tmp, **options)
-            preview_dataset(tmp, args.preview)
+            preview_dataset(tmp, args.preview, title=f"synthetic cine phantom, seed {args.seed}")
         print(f"Preview of {n_subjects} synthetic subjects (seed {args.seed}) written to {args.preview}.")
         return
 

@@ -39,11 +39,11 @@ def _cine_volume(array: np.ndarray, scan: ScanGeometry) -> sitk.Image:
     return image
 
 
-def _umask() -> int:
-    """The process's file-creation mask."""
+def apply_default_permissions(path: Path) -> None:
+    """Give a temporary (private) file or folder the permissions a newly created one would have."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def info_text(cine: Cine) -> str:
@@ -59,7 +59,7 @@ def write_subject(cine: Cine, folder: Union[str, Path], name: str) -> Path:
     target = Path(folder) / name
     scan = cine.plan.scan
     with atomic_dir(target) as tmp:
-        tmp.chmod(0o777 & ~_umask())   # a temporary folder is private; the subject folder should not be
+        apply_default_permissions(tmp)
         sitk.WriteImage(_cine_volume(cine.image, scan), str(tmp / f"{name}_4d.nii.gz"), useCompression=True)
         for frame, labels in sorted(cine.labels.items()):
             stem = tmp / f"{name}_frame{frame + 1:02d}"

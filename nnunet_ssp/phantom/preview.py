@@ -1,14 +1,14 @@
 """A picture to judge a cine dataset in the ACDC layout at a glance: base, mid and apex through the cycle."""
 
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
 
 from nnunet_ssp.atomic import atomic_path
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.phantom.acdc_layout import read_info
+from nnunet_ssp.phantom.acdc_layout import apply_default_permissions, read_info
 
 LABEL_COLOURS = {1: "#ffd400", 2: "#ff3b30", 3: "#30d5ff"}   # RV, myocardium, LV cavity
 LABEL_NAMES = {1: "RV", 2: "MYO", 3: "LV"}
@@ -42,7 +42,8 @@ def _load(subject: Path) -> Tuple[dict, np.ndarray, dict, float]:
     return info, sitk.GetArrayFromImage(cine), labels, cine.GetSpacing()[0]
 
 
-def preview_dataset(folder: Union[str, Path], out_png: Union[str, Path], max_subjects: int = 5) -> Path:
+def preview_dataset(folder: Union[str, Path], out_png: Union[str, Path], max_subjects: int = 5,
+                    title: Optional[str] = None) -> Path:
     """Draw base, mid and apex slices at ED, mid-systole and ES of a few subjects, with label contours."""
     import matplotlib
     matplotlib.use("Agg")
@@ -81,9 +82,10 @@ def preview_dataset(folder: Union[str, Path], out_png: Union[str, Path], max_sub
                               f"{pixel_mm:.2f} mm", color="white", fontsize=8)
     handles = [Line2D([0], [0], color=LABEL_COLOURS[value], label=name) for value, name in LABEL_NAMES.items()]
     fig.legend(handles=handles, loc="upper right", ncol=3, fontsize=8, frameon=False, labelcolor="white")
-    fig.suptitle(f"{folder.name}: label contours at ED and ES", color="white", fontsize=9, x=0.3)
+    fig.suptitle(f"{title or folder.name}: label contours at ED and ES", color="white", fontsize=9, x=0.3)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=80, facecolor="black")
+        apply_default_permissions(tmp)
     plt.close(fig)
     return out_png
