@@ -101,11 +101,12 @@ def acquire(ideal: np.ndarray, acquisition: Acquisition, relative_depth: float,
     """Scanner image (int16) of one slice's frames (T, rows, columns) of ideal intensities (LV blood = 1)."""
     frames, rows, columns = ideal.shape
     window = _k_space_window(rows, columns, acquisition.resolution, acquisition.filter_taper)
-    # Noise is added before the filter, so it ends up correlated like zero-filled reconstructions.
-    noise_in = acquisition.noise / max(float(np.sqrt(np.mean(window ** 2))), 1e-3)
+    # Complex white noise is added in k-space, where the scanner measures, so after the low-pass window it is
+    # correlated like in zero-filled reconstructions; its image-space level after the window is acquisition.noise.
+    noise_k = acquisition.noise * np.sqrt(rows * columns) / max(float(np.sqrt(np.mean(window ** 2))), 1e-3)
     signal = ideal * coil_sensitivity(acquisition, rows, columns, relative_depth)
-    noisy = signal + noise_in * (rng.standard_normal(ideal.shape, dtype=np.float32)
-                                 + 1j * rng.standard_normal(ideal.shape, dtype=np.float32))
-    filtered = scipy.fft.ifft2(scipy.fft.fft2(noisy.astype(np.complex64), workers=1) * window, workers=1)
-    magnitude = np.abs(filtered) * acquisition.scale
+    k_space = scipy.fft.fft2(signal, workers=1)
+    k_space += noise_k * (rng.standard_normal(ideal.shape, dtype=np.float32)
+                          + 1j * rng.standard_normal(ideal.shape, dtype=np.float32))
+    magnitude = np.abs(scipy.fft.ifft2(k_space * window, workers=1)) * acquisition.scale
     return np.clip(np.round(magnitude), 0, np.iinfo(np.int16).max).astype(np.int16)

@@ -148,16 +148,16 @@ def _wall_radii(heart: Heart, motion: CardiacMotion, u: np.ndarray, contraction:
     return thickened_wall(r_endo, r_epi, shortening, contraction[:, None], heart.length, motion.base_descent)
 
 
-def _trabeculae(heart: Heart, u: np.ndarray, shift: np.ndarray, contraction: np.ndarray) -> np.ndarray:
-    """Depth (T, K) to which trabeculae reach into the cavity: spiky in angle, changing slowly with depth."""
-    angles = bin_angles()[None, :] - (shift * (2 * np.pi / ANGLE_BINS))[:, None]
-    pattern = np.zeros((len(u), ANGLE_BINS), np.float32)
+def _trabeculae(heart: Heart, z: float, u: np.ndarray, shift: np.ndarray, contraction: np.ndarray) -> np.ndarray:
+    """Depth (T, K) to which trabeculae reach into the cavity: spiky in angle, changing slowly with slice depth z."""
+    angles = bin_angles()
+    pattern = np.zeros(ANGLE_BINS, np.float32)
     for order, amplitude, phase, drift in heart.trabecular_waves:
-        pattern += amplitude * np.cos(order * angles + phase + drift * u[:, None])
+        pattern += amplitude * np.cos(order * angles + phase + drift * z)
     pattern /= max(float(heart.trabecular_waves[:, 1].sum()) * 0.5, 1e-6)
     presence = 1.0 - smoothstep((u - 0.85 * heart.endo_length) / (0.1 * heart.endo_length))
     depth = heart.trabecular_depth * (1.0 + 0.5 * contraction) * presence
-    return (depth[:, None] * np.maximum(pattern, 0.0) ** 1.5).astype(np.float32)
+    return (depth[:, None] * _twisted(np.maximum(pattern, 0.0) ** 1.5, shift)).astype(np.float32)
 
 
 def _rv_width(heart: Heart, motion: CardiacMotion, u_rv: np.ndarray, contraction: np.ndarray,
@@ -185,7 +185,7 @@ def render_heart(heart: Heart, motion: CardiacMotion, contraction: np.ndarray, l
     atrium = 0.85 * r_endo
     r_endo = np.where(ventricular[:, None], r_endo, atrium)
     r_epi = np.where(ventricular[:, None], r_epi, atrium + ATRIAL_WALL)
-    trabecular = np.where(ventricular[:, None], _trabeculae(heart, u_valve, shift, contraction), 0.0)
+    trabecular = np.where(ventricular[:, None], _trabeculae(heart, z, u_valve, shift, contraction), 0.0)
 
     drift = (u_valve / heart.length) ** 2
     centre_l = heart.axis_drift[0] * drift + motion.translation[0] * contraction
@@ -198,8 +198,7 @@ def render_heart(heart: Heart, motion: CardiacMotion, contraction: np.ndarray, l
     epi = inside_fraction(lookup(r_epi, bins) - r, pixel_mm)
     endo = np.minimum(inside_fraction(lookup(r_endo, bins) - r, pixel_mm), epi)
     blood = np.minimum(inside_fraction(lookup(r_endo - trabecular, bins) - r, pixel_mm), endo)
-    blood = blood * (1.0 - _papillary_fraction(heart, u_valve, contraction, r_endo, centre_l, centre_a,
-                                                dl, da, pixel_mm, ventricular))
+    blood = blood * (1.0 - _papillary_fraction(heart, u_valve, contraction, r_endo, dl, da, pixel_mm, ventricular))
 
     rv_width = _rv_width(heart, motion, u_rv, contraction, shift)
     rv_cavity = np.maximum(inside_fraction(lookup(r_epi + rv_width, bins) - r, pixel_mm) - epi, 0.0)
@@ -223,10 +222,11 @@ def render_heart(heart: Heart, motion: CardiacMotion, contraction: np.ndarray, l
         rv_cavity_label=rv_cavity * rv_labelled)
 
 
-def _papillary_fraction(heart: Heart, u: np.ndarray, contraction: np.ndarray, r_endo: np.ndarray,
-                        centre_l: np.ndarray, centre_a: np.ndarray, dl: np.ndarray, da: np.ndarray,
-                        pixel_mm: float, ventricular: np.ndarray) -> np.ndarray:
-    """Fraction (T, h, w) covered by the two papillary muscles, which hang from the wall into the cavity."""
+def _papillary_fraction(heart: Heart, u: np.ndarray, contraction: np.ndarray, r_endo: np.ndarray, dl: np.ndarray,
+                        da: np.ndarray, pixel_mm: float, ventricular: np.ndarray) -> np.ndarray:
+    """Fraction (T, h, w) covered by the two papillary muscles, which hang from the wall into the cavity.
+
+    dl, da: offsets (T, h, w) of the pixels from the LV centre; r_endo: cavity radius tables (T, K)."""
     start, end = heart.papillary_span
     presence = smoothstep((u - start) / 8.0) * (1.0 - smoothstep((u - end) / 8.0)) * ventricular
     total = np.zeros(dl.shape, np.float32)

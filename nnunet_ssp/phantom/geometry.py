@@ -9,7 +9,6 @@ import numpy as np
 SLICE_SPACING_RANGE = (6.0, 10.0)
 SLICE_COUNT_RANGE = (6, 14)
 FIELD_OF_VIEW_RANGE = (200.0, 280.0)   # mm across the image (readout direction)
-DEFAULT_SPACING_RANGE = (1.2, 2.0)
 DEFAULT_MATRIX_RANGE = (110, 220)
 # The heart's long axis points from base to apex: to the patient's left, anterior and inferior (LPS: +x, -y, -z).
 APEX_DIRECTION = np.array([1.0, -1.0, -1.0]) / math.sqrt(3.0)
