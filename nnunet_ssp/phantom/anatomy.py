@@ -86,7 +86,7 @@ def draw_heart(rng: np.random.Generator, group: GroupProfile, scale: float, fat_
     n_waves = 7
     waves = np.stack([rng.integers(5, 17, n_waves), rng.uniform(0.5, 1.0, n_waves),
                       rng.uniform(0, 2 * np.pi, n_waves), rng.normal(0, 0.04, n_waves)], axis=1)
-    trabecular = rng.uniform(1.0, 2.8) * (1.4 if group.name == "DCM" else 1.0)
+    trabecular = rng.uniform(1.2, 3.5) * (1.4 if group.name == "DCM" else 1.0)
     papillary_size = 1.3 if group.name == "HCM" else 1.0
     drift_angle = rng.uniform(0, 2 * np.pi)
     drift = rng.uniform(0, 10)
