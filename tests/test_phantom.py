@@ -26,8 +26,12 @@ def synth(*args: str) -> subprocess.CompletedProcess:
 
 
 def make_dataset(folder: Path, seed: int, processes: int) -> Path:
-    result = synth("-o", str(folder), "-n", str(N_SUBJECTS), "--seed", str(seed), "--size", str(SIZE),
-                   "-np", str(processes))
+    return make_dataset_with(folder, "-n", str(N_SUBJECTS), "--seed", str(seed), "--size", str(SIZE),
+                             "-np", str(processes))
+
+
+def make_dataset_with(folder: Path, *args: str) -> Path:
+    result = synth("-o", str(folder), *args)
     assert result.returncode == 0, result.stderr
     return folder
 
@@ -141,6 +145,13 @@ def test_geometry_runs_base_to_apex(dataset):
         assert spacing[0] == pytest.approx(spacing[1]) and 6.0 <= spacing[2] <= 10.0
 
 
+def test_spacing_alone_keeps_the_field_of_view(tmp_path):
+    out = make_dataset_with(tmp_path / "s", "-n", "1", "--spacing", "4.0")
+    cine = sitk.ReadImage(str(out / "patient001" / "patient001_4d.nii.gz"))
+    assert cine.GetSpacing()[0] == pytest.approx(4.0)
+    assert 200 <= cine.GetSize()[0] * 4.0 <= 280
+
+
 def test_preview_without_output_folder(tmp_path):
     png = tmp_path / "preview.png"
     result = synth("--preview", str(png), "-n", "2", "--size", "40")
@@ -151,8 +162,8 @@ def test_preview_without_output_folder(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["-n", "0"], "The number of subjects must be at least 1, got 0."),
-    (["-n", "1", "--size", "8"], "The image size must be at least 16 pixels, got 8."),
-    (["-n", "1", "--spacing", "-1"], "The pixel spacing must be positive, got -1.0 mm."),
+    (["-n", "1", "--size", "8"], "The image size must be between 16 and 1024 pixels, got 8."),
+    (["-n", "1", "--spacing", "-1"], "The pixel spacing must be between 0.5 and 10.0 mm, got -1.0 mm."),
     (["-n", "1", "-np", "0"], "The number of processes must be at least 1, got 0."),
     ([], "Give the number of subjects to write into {out} with -n."),
 ])

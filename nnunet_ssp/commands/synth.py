@@ -21,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="square matrix size in pixels for every subject, e.g. 48 for fast tests "
                         "(default: 110-220 per subject)")
     p.add_argument("--spacing", type=float, metavar="MM",
-                   help="in-plane pixel size in mm for every subject (default: 1.2-2.0 per subject; with --size "
-                        "alone, the field of view divided by the size)")
+                   help="in-plane pixel size in mm for every subject; without --size the matrix covers the "
+                        "subject's 200-280 mm field of view (default: 1.2-2.0 mm per subject; with --size alone, "
+                        "the field of view divided by the size)")
     p.add_argument("-np", "--processes", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--preview", metavar="PNG",
                    help="also draw base/mid/apex slices at ED, mid-systole and ES of a subject per group into "

@@ -13,7 +13,8 @@ from nnunet_ssp.phantom.acdc_layout import patient_name, write_subject
 from nnunet_ssp.phantom.cine import render_cine
 from nnunet_ssp.phantom.subject import draw_subject
 
-MIN_IMAGE_SIZE = 16
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
+MIN_SPACING, MAX_SPACING = 0.5, 10.0   # mm
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,11 @@ def _check_arguments(out_dir: Path, n_subjects: int, image_size: Optional[int], 
         raise InputError(f"The number of subjects must be at least 1, got {n_subjects}.")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"The output path {out_dir} is an existing file, not a folder.")
-    if image_size is not None and image_size < MIN_IMAGE_SIZE:
-        raise InputError(f"The image size must be at least {MIN_IMAGE_SIZE} pixels, got {image_size}.")
-    if spacing is not None and spacing <= 0:
-        raise InputError(f"The pixel spacing must be positive, got {spacing} mm.")
+    if image_size is not None and not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise InputError(f"The image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, "
+                         f"got {image_size}.")
+    if spacing is not None and not MIN_SPACING <= spacing <= MAX_SPACING:
+        raise InputError(f"The pixel spacing must be between {MIN_SPACING} and {MAX_SPACING} mm, got {spacing} mm.")
     if num_processes < 1:
         raise InputError(f"The number of processes must be at least 1, got {num_processes}.")
 

@@ -80,11 +80,14 @@ def draw_scan_geometry(rng: np.random.Generator, slices: SlicePlan, view_centre:
     from FIELD_OF_VIEW_RANGE and the pixel size from `default_spacing` (the vendor's range)."""
     field_of_view = rng.uniform(*FIELD_OF_VIEW_RANGE)
     phase_ratio = rng.uniform(0.8, 1.0)
-    if spacing is None:
-        spacing = field_of_view / image_size if image_size else rng.uniform(*default_spacing)
     if image_size:
         columns = rows = int(image_size)
+        spacing = spacing or field_of_view / image_size
+    elif spacing:
+        columns = int(round(field_of_view / spacing))
+        rows = int(round(columns * phase_ratio))
     else:
+        spacing = rng.uniform(*default_spacing)
         columns = int(np.clip(round(field_of_view / spacing), *DEFAULT_MATRIX_RANGE))
         rows = int(np.clip(round(columns * phase_ratio), *DEFAULT_MATRIX_RANGE))
     rotation = math.radians(rng.uniform(-30, 30))
