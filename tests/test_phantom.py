@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from nnunet_ssp.phantom.acdc_layout import patient_name, read_info
 from nnunet_ssp.phantom.groups import GROUP_NAMES
+from nnunet_ssp.phantom.motion import anatomical_depth, contraction_curve, thickened_wall
 from nnunet_ssp.phantom.subject import subject_group
 
 N_SUBJECTS = 5
@@ -200,3 +201,23 @@ def test_every_block_of_five_holds_each_group_once():
         for block in range(3):
             groups = [subject_group(seed, block * 5 + i) for i in range(1, 6)]
             assert sorted(groups) == sorted(GROUP_NAMES)
+
+
+def test_contraction_curve_peaks_at_es_and_returns_to_ed():
+    curve = contraction_curve(25, ed=3, es=12, atrial_share=0.25, rapid_filling_end=0.4, atrial_start=0.7)
+    assert curve[3] == 0 and curve[12] == 1 and curve.argmax() == 12
+    assert (curve >= 0).all() and (curve <= 1).all()
+    assert (np.diff(curve[3:13]) > 0).all()
+    assert np.abs(np.diff(np.r_[curve, curve[0]])).max() < 0.4
+
+
+def test_wall_thickening_keeps_the_myocardial_volume():
+    r_endo, r_epi = np.array([20.0, 5.0, 0.0]), np.array([29.0, 12.0, 6.0])
+    length, descent, contraction = 90.0, 12.0, np.array([1.0])
+    endo, epi = thickened_wall(r_endo, r_epi, np.array(0.35), contraction, length, descent)
+    assert endo[0] == pytest.approx(13.0)
+    before = (r_epi ** 2 - r_endo ** 2) * length
+    after = (epi ** 2 - endo ** 2) * (length - descent)
+    np.testing.assert_allclose(after, before, rtol=1e-5)
+    assert anatomical_depth(length, contraction, length, descent)[0] == pytest.approx(length)
+    assert anatomical_depth(descent, contraction, length, descent)[0] == pytest.approx(0.0)
