@@ -11,6 +11,13 @@ from typing import Any, Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
+def _default_permissions(path: Path) -> None:
+    """Give a private temporary file or folder the permissions a newly created one would have (umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 @contextmanager
 def atomic_path(target: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
@@ -19,6 +26,7 @@ def atomic_path(target: PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp)
+    _default_permissions(tmp)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -33,6 +41,7 @@ def atomic_dir(target: PathLike) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _default_permissions(tmp)
     try:
         yield tmp
         if target.exists():

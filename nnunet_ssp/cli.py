@@ -11,6 +11,7 @@ from nnunet_ssp.errors import InputError
 # Each module defines `register(subparsers)`, which adds its subcommand(s) with `func` set to the runner.
 COMMAND_MODULES = (
     "environment",
+    "synth",
     "convert",
     "plan_cpu",
 )
