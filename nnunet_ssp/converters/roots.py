@@ -25,5 +25,5 @@ def dataset_name_of(dataset: Union[int, str]) -> str:
     """The full name `DatasetXXX_NAME` of a dataset given by ID or name."""
     try:
         return maybe_convert_to_dataset_name(dataset)
-    except RuntimeError:
+    except (RuntimeError, ValueError):  # nnU-Net: no or several datasets with that ID, or not a number
         raise InputError(f"No nnU-Net dataset with ID {dataset} exists under nnUNet_raw.") from None
