@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import pytest
 from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
@@ -17,21 +17,11 @@ NAME = "Dataset001_ACDC"
 
 
 @pytest.fixture
-def roots(tmp_path, monkeypatch) -> Dict[str, Path]:
-    """nnU-Net's three data roots in tmp_path, exported."""
-    folders = {name: tmp_path / name for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-    for name, folder in folders.items():
-        folder.mkdir()
-        monkeypatch.setenv(name, str(folder))
-    return folders
-
-
-@pytest.fixture
-def acdc12(tmp_path, roots) -> Path:
+def acdc12(tmp_path, nnunet_env) -> Path:
     """A converted 12-subject ACDC dataset (ID 1); returns its preprocessed folder holding the five folds."""
     make_acdc(tmp_path / "acdc", [f"patient{i:03d}" for i in range(1, 13)])
     convert_acdc(tmp_path / "acdc", 1)
-    return roots["nnUNet_preprocessed"] / NAME
+    return nnunet_env["nnUNet_preprocessed"] / NAME
 
 
 def _folds(folder: Path) -> List[dict]:
@@ -119,20 +109,20 @@ def test_another_validation_count_appends_new_folds_and_keeps_the_old(acdc12):
     assert fold_index(1, 1, 0) == 5 and fold_index(1, 1, 0, val_subjects=4) == 6
 
 
-def test_missing_splits_file_gets_the_raw_five_folds_first(acdc12, roots):
-    raw_five = json.loads((roots["nnUNet_raw"] / NAME / "splits_final.json").read_text())
+def test_missing_splits_file_gets_the_raw_five_folds_first(acdc12, nnunet_env):
+    raw_five = json.loads((nnunet_env["nnUNet_raw"] / NAME / "splits_final.json").read_text())
     (acdc12 / "splits_final.json").unlink()
     make_splits(1, [1], [0])
     assert _folds(acdc12)[:5] == raw_five and len(_folds(acdc12)) == 6
 
 
-def test_subject_pattern_groups_other_case_names(roots):
+def test_subject_pattern_groups_other_case_names(nnunet_env):
     cases = [f"sub{i:02d}_{phase}" for i in range(1, 8) for phase in ("ed", "es")]
-    _raw_dataset(roots["nnUNet_raw"], "Dataset004_Other", cases)
+    _raw_dataset(nnunet_env["nnUNet_raw"], "Dataset004_Other", cases)
     with pytest.raises(InputError, match="imagesTr: Case id 'sub01_ed' does not have the form .*--subject-pattern"):
         make_splits(4, [2], [0])
     result = make_splits(4, [1, 3], [0], subject_pattern=r"^(sub\d+)_")
-    folds = _folds(roots["nnUNet_preprocessed"] / "Dataset004_Other")
+    folds = _folds(nnunet_env["nnUNet_preprocessed"] / "Dataset004_Other")
     assert len(folds) == 7 and result.appended == 2
     for fold in folds:  # nnU-Net's five folds and ours keep each subject's ED and ES together
         for part in ("train", "val"):
@@ -141,7 +131,7 @@ def test_subject_pattern_groups_other_case_names(roots):
     assert len(folds[6]["train"]) == 6 and len(folds[5]["val"]) == 2
 
 
-def test_plans_check_passes_for_preprocessed_cases(acdc12, roots):
+def test_plans_check_passes_for_preprocessed_cases(acdc12):
     plans = {"plans_name": "P", "configurations": {"2d": {"data_identifier": "P_2d"}}}
     (acdc12 / "P.json").write_text(json.dumps(plans))
     (acdc12 / "P_2d").mkdir()
@@ -211,10 +201,10 @@ def test_malformed_sidecar_is_refused(acdc12, capsys):
     _expect_refusal(capsys, ["make-splits", "-d", "1"], str(acdc12 / SIDECAR_FILE), "is no nnunet-ssp splits sidecar")
 
 
-def test_empty_dataset_and_unknown_dataset_are_refused(roots, capsys):
-    _raw_dataset(roots["nnUNet_raw"], "Dataset005_Empty", [])
-    _expect_refusal(capsys, ["make-splits", "-d", "5"], str(roots["nnUNet_raw"] / "Dataset005_Empty" / "imagesTr"),
-                    "there are no training cases")
+def test_empty_dataset_and_unknown_dataset_are_refused(nnunet_env, capsys):
+    _raw_dataset(nnunet_env["nnUNet_raw"], "Dataset005_Empty", [])
+    images = nnunet_env["nnUNet_raw"] / "Dataset005_Empty" / "imagesTr"
+    _expect_refusal(capsys, ["make-splits", "-d", "5"], str(images), "there are no training cases")
     _expect_refusal(capsys, ["make-splits", "-d", "77"], "No nnU-Net dataset with ID 77")
 
 
