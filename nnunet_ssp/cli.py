@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "plan_cpu",
     "synth",
     "make_splits",
+    "benchmark",
 )
 
 

@@ -1,4 +1,4 @@
-"""make-splits: nested subject-level label-efficiency folds appended after nnU-Net's five, on tiny converted datasets."""
+"""make-splits: nested subject-level label-efficiency folds after nnU-Net's five, on tiny converted datasets."""
 
 import json
 from pathlib import Path
