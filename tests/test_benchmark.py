@@ -17,7 +17,7 @@ from nnunet_ssp.benchmark.grid import train_command
 from nnunet_ssp.benchmark.markers import write_marker
 from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
-from nnunet_ssp.benchmark.runner import LOG_FILE, evaluation_set
+from nnunet_ssp.benchmark.runner import LOG_FILE, default_output_folder, evaluation_set
 from nnunet_ssp.cli import main
 from nnunet_ssp.errors import InputError
 
@@ -190,6 +190,14 @@ def test_evaluation_set_links_only_labelled_test_images(tmp_path):
     os.rename(raw / "labelsTs", raw / "other")
     with pytest.raises(InputError, match=re.escape(str(raw / "labelsTs")) + " is missing"):
         evaluation_set(raw, tmp_path / "out")
+
+
+def test_default_output_folder_needs_nnunet_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    assert default_output_folder("Dataset001_X") == tmp_path / "Dataset001_X" / "ssp_benchmark"
+    monkeypatch.delenv("nnUNet_results")
+    with pytest.raises(InputError, match="nnUNet_results is not set; export it or pass --out"):
+        default_output_folder("Dataset001_X")
 
 
 @pytest.mark.parametrize("argv,message", [

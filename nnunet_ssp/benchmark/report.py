@@ -187,6 +187,7 @@ def plot_dice_vs_subjects(stats: Sequence[DiceStats], path: Path) -> None:
         ax.errorbar(x * dodge, mean, yerr=sd, marker="o", capsize=3, label=method, **style)
     sizes = sorted({s.labelled_subjects for s in stats})
     ax.set_xscale("log")
+    ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.minorticks_off()
     ax.set_xlabel("labelled subjects")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from nnunetv2.configuration import default_num_processes
+from nnunetv2.paths import nnUNet_results
 from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
 from tqdm import tqdm
 
@@ -79,10 +80,9 @@ class EvaluationSet:
 
 def default_output_folder(dataset_name: str) -> Path:
     """`$nnUNet_results/DatasetXXX/ssp_benchmark`."""
-    results = os.environ.get("nnUNet_results")
-    if not results:
+    if not nnUNet_results.is_set():
         raise InputError("The environment variable nnUNet_results is not set; export it or pass --out.")
-    return Path(results) / dataset_name / DEFAULT_OUT
+    return Path(nnUNet_results.get()) / dataset_name / DEFAULT_OUT
 
 
 def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:

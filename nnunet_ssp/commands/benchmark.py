@@ -61,4 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     except RunFailedError as e:
         print(f"nnunet-ssp benchmark: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("nnunet-ssp benchmark: interrupted; the same command resumes, skipping finished runs.", file=sys.stderr)
+        return 130
     return 0
