@@ -222,6 +222,11 @@ def test_benchmark_refuses_bad_arguments(nnunet_env, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_settings_refuse_unknown_methods():
+    with pytest.raises(InputError, match="Methods must be some of simclr, pcl, dino, mim, not moco."):
+        BenchmarkSettings("1", ("mim", "moco"))
+
+
 # ---------------------------------------------------------------- a tiny real grid (slow)
 def _started_runs(log: Path, since: int) -> List[str]:
     """Names of the runs the runner started after line `since` of its log."""
