@@ -130,3 +130,16 @@ def test_dino_resumed_continues_with_the_same_teacher_centre_and_schedules(phant
     assert _train_epoch(resumed, 1) == pytest.approx(losses, rel=1e-5)
     for trainer in (uninterrupted, resumed):
         trainer.on_train_end()
+
+
+@pytest.mark.parametrize("name", ["nnUNetTrainerSSP_SimCLR_3epochs_8iters", "nnUNetTrainerSSP_PCL_3epochs_8iters",
+                                  "nnUNetTrainerSSP_DINO_3epochs_8iters"])
+def test_short_run_on_the_phantom_does_not_collapse(phantom_env, name):
+    torch.manual_seed(0)
+    trainer = make_trainer(name)
+    trainer.run_training()
+    spread = trainer.ssp_history["val_embedding_spread"]
+    dimension = trainer.method.embed(trainer.network, torch.zeros(2, 1, *trainer.configuration_manager.patch_size)).shape[1]
+    # uniformly spread unit vectors give about 1/sqrt(D); a collapsed embedding gives about 0
+    assert spread[-1] > 0.2 / dimension ** 0.5, spread
+    assert len(trainer.ssp_history["val_position_knn_accuracy"]) == 3
