@@ -132,8 +132,8 @@ def test_dino_resumed_continues_with_the_same_teacher_centre_and_schedules(phant
         trainer.on_train_end()
 
 
-@pytest.mark.parametrize("name", ["nnUNetTrainerSSP_SimCLR_3epochs_8iters", "nnUNetTrainerSSP_PCL_3epochs_8iters",
-                                  "nnUNetTrainerSSP_DINO_3epochs_8iters"])
+@pytest.mark.parametrize("name", ["nnUNetTrainerSSP_SimCLR_3epochs_30iters", "nnUNetTrainerSSP_PCL_3epochs_30iters",
+                                  "nnUNetTrainerSSP_DINO_3epochs_30iters"])
 def test_short_run_on_the_phantom_does_not_collapse(phantom_env, name):
     torch.manual_seed(0)
     trainer = make_trainer(name)
