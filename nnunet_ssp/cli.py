@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "environment",
     "convert",
     "plan_cpu",
+    "prepare_unlabeled",
 )
 
 

@@ -1,0 +1,146 @@
+"""One frame of an input image, preprocessed exactly as nnU-Net preprocesses the dataset's images, stored atomically.
+
+A 3D file is read by nnU-Net's SimpleITKIO. A 4D cine is read once (per worker) and each frame gets the
+properties SimpleITKIO gives the same frame written as a 3D file: the spacing, origin and direction of the frame
+SimpleITK extracts. The plans' preprocessor (`run_case_npy`) then transposes, crops to non-zero, normalises and
+resamples it, and nnU-Net's `nnUNetDatasetBlosc2.save_case` stores `<case>.b2nd`, `<case>_seg.b2nd` (the non-zero
+mask nnU-Net stores for unlabeled images) and `<case>.pkl`, with blocks and chunks from `comp_blosc2_params` as in
+`DefaultPreprocessor.run_case_save`. The three files are written in a temporary folder and renamed into the pool,
+`<case>.b2nd` last: nnU-Net lists cases by their `.b2nd`, so a case it can see is complete.
+"""
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
+
+from nnunet_ssp.converters.images import itk_reason
+from nnunet_ssp.errors import InputError
+from nnunet_ssp.unlabeled.manifest import RECORD_KEY, ManifestRow, case_rows
+from nnunet_ssp.unlabeled.plans import PoolPlans
+
+TEMPORARY_SUFFIX = ".partial"
+CASE_FILE_ENDINGS = (".pkl", "_seg.b2nd", ".b2nd")  # the order of renaming: nnU-Net sees a case by its .b2nd
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """One frame to prepare: frame `index` of a cine (None for a 3D file), stored as `case`."""
+    source: str
+    subject: str
+    frame: int
+    index: Optional[int]
+    case: str
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The manifest rows of a prepared frame, or the one-sentence problem that kept it out."""
+    job: FrameJob
+    rows: Tuple[ManifestRow, ...] = ()
+    problem: Optional[str] = None
+    whole_file: bool = False
+
+
+def read_frames(path: str, is_cine: bool) -> Tuple[np.ndarray, dict]:
+    """The voxels (frames, z, y, x) of an input image and the SimpleITKIO properties of any one of its frames."""
+    try:
+        if not is_cine:
+            return SimpleITKIO().read_images([path])
+        cine = sitk.ReadImage(path)
+    except RuntimeError as e:
+        raise InputError(f"{path} cannot be read as an image ({itk_reason(e)}).") from None
+    frame = cine[:, :, :, 0]
+    properties = {"sitk_stuff": {"spacing": frame.GetSpacing(), "origin": frame.GetOrigin(),
+                                 "direction": frame.GetDirection()},
+                  "spacing": list(np.abs(frame.GetSpacing()[::-1]))}
+    return sitk.GetArrayFromImage(cine), properties
+
+
+def check_frame(frame: np.ndarray, where: str) -> None:
+    """Refuse a frame with NaN or infinite voxels, or a constant one (it holds no image to normalise)."""
+    if not np.isfinite(frame).all():
+        raise InputError(f"{where} has NaN or infinite voxels.")
+    low, high = frame.min(), frame.max()
+    if low == high:
+        raise InputError(f"{where} is constant ({low:g} everywhere), so it holds no image.")
+
+
+class FramePreprocessor:
+    """Prepares frame jobs with a dataset's plans; keeps the last input image read, as jobs come in file order."""
+
+    def __init__(self, plans: PoolPlans, flip_base_apex: bool):
+        self.folder = plans.folder
+        self.plans_manager = plans.plans_manager
+        self.configuration_manager = plans.configuration_manager
+        self.dataset_json = plans.dataset_json
+        self.preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
+        self.flip_base_apex = flip_base_apex
+        self._cached: Tuple[Optional[str], object] = (None, None)
+
+    def __call__(self, job: FrameJob) -> FrameResult:
+        try:
+            voxels, properties = self._read(job.source, job.index is not None)
+        except InputError as e:
+            return FrameResult(job, problem=str(e), whole_file=True)
+        where = job.source if job.index is None else f"Frame {job.index} of {job.source}"
+        frame = voxels[job.index or 0][None]
+        try:
+            check_frame(frame, where)
+        except InputError as e:
+            return FrameResult(job, problem=str(e))
+        try:
+            data, seg, properties = self.preprocessor.run_case_npy(
+                frame, None, dict(properties), self.plans_manager, self.configuration_manager, self.dataset_json)
+        except Exception as e:  # an image nnU-Net cannot preprocess is reported, never half-stored
+            return FrameResult(job, problem=f"{where} failed in nnU-Net's preprocessing ({type(e).__name__}: {e}).")
+        properties["class_locations"] = {}
+        properties[RECORD_KEY] = {"subject": job.subject, "frame": job.frame, "source": job.source}
+        self._save(data, seg, properties, job.case)
+        return FrameResult(job, rows=tuple(case_rows(self.folder, job.case, self.plans_manager.transpose_forward,
+                                                     self.flip_base_apex)))
+
+    def _read(self, path: str, is_cine: bool) -> Tuple[np.ndarray, dict]:
+        if self._cached[0] != path:
+            try:
+                self._cached = (path, read_frames(path, is_cine))
+            except InputError as e:
+                self._cached = (path, e)
+        if isinstance(self._cached[1], InputError):
+            raise self._cached[1]
+        return self._cached[1]
+
+    def _save(self, data: np.ndarray, seg: np.ndarray, properties: dict, case: str) -> None:
+        data = data.astype(np.float32, copy=False)
+        seg = seg.astype(np.int16, copy=False)
+        patch_size = tuple(self.configuration_manager.patch_size)
+        blocks, chunks = comp_blosc2_params(data.shape, patch_size, data.itemsize)
+        blocks_seg, chunks_seg = comp_blosc2_params(seg.shape, patch_size, seg.itemsize)
+        temporary = Path(tempfile.mkdtemp(prefix=f".{case}.", suffix=TEMPORARY_SUFFIX, dir=self.folder))
+        try:
+            nnUNetDatasetBlosc2.save_case(data, seg, properties, str(temporary / case), chunks=chunks, blocks=blocks,
+                                          chunks_seg=chunks_seg, blocks_seg=blocks_seg)
+            for ending in CASE_FILE_ENDINGS:
+                os.replace(temporary / f"{case}{ending}", self.folder / f"{case}{ending}")
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def case_is_complete(folder: Path, case: str) -> bool:
+    """Whether all files of `case` are in `folder`."""
+    return all((folder / f"{case}{ending}").is_file() for ending in CASE_FILE_ENDINGS)
+
+
+def remove_partial_cases(folder: Path) -> List[Path]:
+    """Delete the temporary folders an interrupted run left in the pool; return them."""
+    leftovers = sorted(folder.glob(f".*{TEMPORARY_SUFFIX}"))
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers
