@@ -14,14 +14,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
+import nibabel
 import numpy as np
 import SimpleITK as sitk
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 
-from nnunet_ssp.converters.images import itk_reason
+from nnunet_ssp.converters.images import itk_reason, read_header
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.unlabeled.manifest import RECORD_KEY, ManifestRow, case_rows
 from nnunet_ssp.unlabeled.plans import PoolPlans
@@ -49,24 +50,44 @@ class FrameResult:
     whole_file: bool = False
 
 
-def read_frames(path: str, is_cine: bool) -> Tuple[np.ndarray, dict]:
-    """The voxels (frames, z, y, x) of an input image and the SimpleITKIO properties of any one of its frames."""
+class InputFrames(NamedTuple):
+    """An input image's voxels (frames, z, y, x), SimpleITKIO's properties of a frame, which frames are finite."""
+    voxels: np.ndarray
+    properties: dict
+    finite: np.ndarray
+
+
+def read_frames(path: str, is_cine: bool) -> InputFrames:
+    """An input image as nnU-Net's SimpleITKIO reads it (a cine frame by frame)."""
+    header = read_header(Path(path))
     try:
-        if not is_cine:
-            return SimpleITKIO().read_images([path])
-        cine = sitk.ReadImage(path)
+        if is_cine:
+            cine = sitk.ReadImage(path)
+            frame = cine[:, :, :, 0]
+            voxels = sitk.GetArrayFromImage(cine)
+            properties = {"sitk_stuff": {"spacing": frame.GetSpacing(), "origin": frame.GetOrigin(),
+                                         "direction": frame.GetDirection()},
+                          "spacing": list(np.abs(frame.GetSpacing()[::-1]))}
+        else:
+            voxels, properties = SimpleITKIO().read_images([path])
     except RuntimeError as e:
         raise InputError(f"{path} cannot be read as an image ({itk_reason(e)}).") from None
-    frame = cine[:, :, :, 0]
-    properties = {"sitk_stuff": {"spacing": frame.GetSpacing(), "origin": frame.GetOrigin(),
-                                 "direction": frame.GetDirection()},
-                  "spacing": list(np.abs(frame.GetSpacing()[::-1]))}
-    return sitk.GetArrayFromImage(cine), properties
+    return InputFrames(voxels, properties, _finite_frames(path, header, voxels))
 
 
-def check_frame(frame: np.ndarray, where: str) -> None:
+def _finite_frames(path: str, header: sitk.ImageFileReader, voxels: np.ndarray) -> np.ndarray:
+    """Per frame, whether all its voxels are finite in the file."""
+    if header.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return np.ones(len(voxels), bool)
+    if "vox_offset" in header.GetMetaDataKeys():  # NIfTI: SimpleITK reads NaN and infinity as 0, so ask nibabel
+        stored = np.asanyarray(nibabel.load(path).dataobj)  # x, y, z[, t]
+        return np.isfinite(stored.reshape(stored.shape[:3] + (-1,))).all(axis=(0, 1, 2))
+    return np.isfinite(voxels).all(axis=(1, 2, 3))
+
+
+def check_frame(frame: np.ndarray, finite: bool, where: str) -> None:
     """Refuse a frame with NaN or infinite voxels, or a constant one (it holds no image to normalise)."""
-    if not np.isfinite(frame).all():
+    if not finite:
         raise InputError(f"{where} has NaN or infinite voxels.")
     low, high = frame.min(), frame.max()
     if low == high:
@@ -87,18 +108,20 @@ class FramePreprocessor:
 
     def __call__(self, job: FrameJob) -> FrameResult:
         try:
-            voxels, properties = self._read(job.source, job.index is not None)
+            source = self._read(job.source, job.index is not None)
         except InputError as e:
             return FrameResult(job, problem=str(e), whole_file=True)
         where = job.source if job.index is None else f"Frame {job.index} of {job.source}"
-        frame = voxels[job.index or 0][None]
+        index = job.index or 0
+        frame = source.voxels[index][None]
         try:
-            check_frame(frame, where)
+            check_frame(frame, bool(source.finite[index]), where)
         except InputError as e:
             return FrameResult(job, problem=str(e))
         try:
-            data, seg, properties = self.preprocessor.run_case_npy(
-                frame, None, dict(properties), self.plans_manager, self.configuration_manager, self.dataset_json)
+            data, seg, properties = self.preprocessor.run_case_npy(frame, None, dict(source.properties),
+                                                                   self.plans_manager, self.configuration_manager,
+                                                                   self.dataset_json)
         except Exception as e:  # an image nnU-Net cannot preprocess is reported, never half-stored
             return FrameResult(job, problem=f"{where} failed in nnU-Net's preprocessing ({type(e).__name__}: {e}).")
         properties["class_locations"] = {}
@@ -107,7 +130,7 @@ class FramePreprocessor:
         return FrameResult(job, rows=tuple(case_rows(self.folder, job.case, self.plans_manager.transpose_forward,
                                                      self.flip_base_apex)))
 
-    def _read(self, path: str, is_cine: bool) -> Tuple[np.ndarray, dict]:
+    def _read(self, path: str, is_cine: bool) -> InputFrames:
         if self._cached[0] != path:
             try:
                 self._cached = (path, read_frames(path, is_cine))

@@ -73,7 +73,8 @@ def read_manifest(folder: Union[str, os.PathLike]) -> List[ManifestRow]:
             return [ManifestRow(c, s, int(t), int(z), int(i), int(n), float(p), src)
                     for c, s, t, z, i, n, p, src in reader]
         except ValueError:
-            raise InputError(f"{path} line {reader.line_num} is not a row of {len(COLUMNS)} manifest columns.") from None
+            raise InputError(f"{path} line {reader.line_num} is not a row of the {len(COLUMNS)} manifest "
+                             f"columns.") from None
 
 
 def unlabeled_pool_slices(preprocessed_dataset_folder_base: str, data_identifier: str,

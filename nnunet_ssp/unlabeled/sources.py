@@ -10,6 +10,7 @@ header reads, unless given; a file of the other kind is bad.
 """
 
 import fnmatch
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +85,14 @@ def folder_dimension(files: Sequence[Path], kind: str) -> Tuple[int, str]:
             continue
         if dimension in KINDS.values():
             return dimension, str(path)
-    raise InputError(f"None of the {len(files)} files found, from {files[0]} on, is a readable 3D or 4D image.")
+    raise InputError(f"None of the {len(files)} matching files reads as a 3D or 4D image (the first is "
+                     f"{files[0]}).")
 
 
 def check_header(path: Path, reader: sitk.ImageFileReader, dimension: int, decided_by: str,
                  slice_axis: int) -> None:
-    """Refuse a header the plans cannot absorb: another dimensionality, several channels, another slice axis.
+    """Refuse a header the plans cannot absorb (other dimensionality, several channels, other slice axis) or a
+    truncated file.
 
     `slice_axis` is the numpy axis (z, y, x order) nnU-Net's transpose puts first, the axis the 2d configuration
     slices along; it must be the file's coarsest axis, as it is for the images the plans were made from.
@@ -106,6 +109,26 @@ def check_header(path: Path, reader: sitk.ImageFileReader, dimension: int, decid
         raise InputError(f"{path} has its coarsest spacing ({spacing_zyx[coarsest]:g} mm) along array axis "
                          f"{coarsest} (z, y, x order), but the plans cut 2D slices along axis {slice_axis}, so its "
                          f"slices would not be short-axis slices like the dataset's.")
+    check_complete(path, reader)
+
+
+def check_complete(path: Path, reader: sitk.ImageFileReader) -> None:
+    """Refuse a NIfTI file holding fewer bytes than its header promises (SimpleITK would read zeros instead).
+
+    A gzip stream records its uncompressed size (modulo 2**32) in its last four bytes.
+    """
+    if not {"vox_offset", "bitpix", "dim[0]"} <= set(reader.GetMetaDataKeys()):
+        return
+    dims = [int(reader.GetMetaData(f"dim[{i}]")) for i in range(1, int(reader.GetMetaData("dim[0]")) + 1)]
+    expected = int(float(reader.GetMetaData("vox_offset"))) + math.prod(dims) * int(reader.GetMetaData("bitpix")) // 8
+    with open(path, "rb") as f:
+        if f.read(2) == b"\x1f\x8b":
+            f.seek(-4, os.SEEK_END)
+            complete = int.from_bytes(f.read(4), "little") == expected % 2 ** 32
+        else:
+            complete = os.path.getsize(path) >= expected
+    if not complete:
+        raise InputError(f"{path} holds fewer bytes than its header promises (truncated or damaged).")
 
 
 def scan_sources(files: Sequence[Path], dimension: int, decided_by: str,
