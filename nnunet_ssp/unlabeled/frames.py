@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import nibabel
 import numpy as np
@@ -94,8 +94,46 @@ def check_frame(frame: np.ndarray, finite: bool, where: str) -> None:
         raise InputError(f"{where} is constant ({low:g} everywhere), so it holds no image.")
 
 
+@dataclass(frozen=True)
+class Frame:
+    """The voxels (1, z, y, x) of a checked frame, with the SimpleITKIO properties of its input image."""
+    job: FrameJob
+    voxels: np.ndarray
+    properties: dict
+
+
+def frame_name(job: FrameJob) -> str:
+    """'Frame t of <file>' for a cine frame, the file for a 3D image."""
+    return job.source if job.index is None else f"Frame {job.index} of {job.source}"
+
+
+class FrameReader:
+    """Reads and checks the frames of jobs in file order, keeping the last input image read."""
+
+    def __init__(self):
+        self._cached: Tuple[Optional[str], object] = (None, None)
+
+    def __call__(self, job: FrameJob) -> Union[Frame, FrameResult]:
+        """The job's frame, or the result saying why it cannot be prepared."""
+        if self._cached[0] != job.source:
+            try:
+                self._cached = (job.source, read_frames(job.source, job.index is not None))
+            except InputError as e:
+                self._cached = (job.source, e)
+        source = self._cached[1]
+        if isinstance(source, InputError):
+            return FrameResult(job, problem=str(source), whole_file=True)
+        index = job.index or 0
+        voxels = source.voxels[index][None]
+        try:
+            check_frame(voxels, bool(source.finite[index]), frame_name(job))
+        except InputError as e:
+            return FrameResult(job, problem=str(e))
+        return Frame(job, voxels, source.properties)
+
+
 class FramePreprocessor:
-    """Prepares frame jobs with a dataset's plans; keeps the last input image read, as jobs come in file order."""
+    """Preprocesses frames with a dataset's plans and stores them in its pool."""
 
     def __init__(self, plans: PoolPlans, flip_base_apex: bool):
         self.folder = plans.folder
@@ -104,41 +142,22 @@ class FramePreprocessor:
         self.dataset_json = plans.dataset_json
         self.preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
         self.flip_base_apex = flip_base_apex
-        self._cached: Tuple[Optional[str], object] = (None, None)
 
-    def __call__(self, job: FrameJob) -> FrameResult:
+    def __call__(self, frame: Frame) -> FrameResult:
+        """Preprocess and store `frame`; its manifest rows, or the problem nnU-Net had with it."""
+        job = frame.job
         try:
-            source = self._read(job.source, job.index is not None)
-        except InputError as e:
-            return FrameResult(job, problem=str(e), whole_file=True)
-        where = job.source if job.index is None else f"Frame {job.index} of {job.source}"
-        index = job.index or 0
-        frame = source.voxels[index][None]
-        try:
-            check_frame(frame, bool(source.finite[index]), where)
-        except InputError as e:
-            return FrameResult(job, problem=str(e))
-        try:
-            data, seg, properties = self.preprocessor.run_case_npy(frame, None, dict(source.properties),
+            data, seg, properties = self.preprocessor.run_case_npy(frame.voxels, None, dict(frame.properties),
                                                                    self.plans_manager, self.configuration_manager,
                                                                    self.dataset_json)
         except Exception as e:  # an image nnU-Net cannot preprocess is reported, never half-stored
-            return FrameResult(job, problem=f"{where} failed in nnU-Net's preprocessing ({type(e).__name__}: {e}).")
+            return FrameResult(job, problem=f"{frame_name(job)} failed in nnU-Net's preprocessing "
+                                            f"({type(e).__name__}: {e}).")
         properties["class_locations"] = {}
         properties[RECORD_KEY] = {"subject": job.subject, "frame": job.frame, "source": job.source}
         self._save(data, seg, properties, job.case)
         return FrameResult(job, rows=tuple(case_rows(self.folder, job.case, self.plans_manager.transpose_forward,
                                                      self.flip_base_apex)))
-
-    def _read(self, path: str, is_cine: bool) -> InputFrames:
-        if self._cached[0] != path:
-            try:
-                self._cached = (path, read_frames(path, is_cine))
-            except InputError as e:
-                self._cached = (path, e)
-        if isinstance(self._cached[1], InputError):
-            raise self._cached[1]
-        return self._cached[1]
 
     def _save(self, data: np.ndarray, seg: np.ndarray, properties: dict, case: str) -> None:
         data = data.astype(np.float32, copy=False)

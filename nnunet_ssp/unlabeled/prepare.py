@@ -8,7 +8,7 @@ selected subjects' done frames.
 
 import multiprocessing
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.unlabeled.frames import (FrameJob, FramePreprocessor, FrameResult, case_is_complete,
-                                         remove_partial_cases)
+from nnunet_ssp.unlabeled.frames import (Frame, FrameJob, FramePreprocessor, FrameReader, FrameResult,
+                                         case_is_complete, remove_partial_cases)
 from nnunet_ssp.unlabeled.held_out import HeldOut, held_out_subjects
 from nnunet_ssp.unlabeled.manifest import ManifestRow, case_rows, pool_case, read_manifest, write_manifest
 from nnunet_ssp.unlabeled.plans import PoolPlans, load_pool_plans
@@ -28,6 +28,7 @@ from nnunet_ssp.unlabeled.sources import (DEFAULT_PATTERNS, BadInput, Source, fi
 
 REPORT_FILE = "report.json"
 _SHOWN_BAD = 10  # bad inputs listed in the summary; report.json lists all
+_FRAMES_WAITING_PER_WORKER = 4  # frames read ahead per worker: enough to keep it busy, few in memory
 
 
 @dataclass
@@ -192,24 +193,45 @@ def _manifest_by_case(folder: Path) -> Dict[str, List[ManifestRow]]:
 
 
 def _run(jobs: List[FrameJob], plans: PoolPlans, flip_base_apex: bool, num_processes: int) -> Iterator[FrameResult]:
-    """Results of `jobs` as they finish, with a progress bar; in this process when one process is asked for."""
+    """Results of `jobs` as they finish, with a progress bar.
+
+    This process reads each input file once and checks its frames; `num_processes` worker processes (or this
+    one, for 1) preprocess and store them, with at most a few frames per worker waiting.
+    """
+    read = FrameReader()
     progress = tqdm(total=len(jobs), desc="Preprocessing frames", unit="frame", disable=not jobs)
-    if num_processes <= 1 or len(jobs) <= 1:
-        worker = FramePreprocessor(plans, flip_base_apex)
+    if num_processes <= 1:
+        preprocess = FramePreprocessor(plans, flip_base_apex)
         for job in jobs:
-            yield worker(job)
+            frame = read(job)
+            yield preprocess(frame) if isinstance(frame, Frame) else frame
             progress.update()
         progress.close()
         return
     executor = ProcessPoolExecutor(num_processes, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_worker, initargs=(plans, flip_base_apex))
+    waiting = set()
     try:
-        for future in as_completed([executor.submit(_run_in_worker, job) for job in jobs]):
-            yield future.result()
-            progress.update()
+        for job in jobs:
+            frame = read(job)
+            if not isinstance(frame, Frame):
+                yield frame
+                progress.update()
+                continue
+            waiting.add(executor.submit(_run_in_worker, frame))
+            while len(waiting) >= _FRAMES_WAITING_PER_WORKER * num_processes:
+                finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                yield from _collected(finished, progress)
+        yield from _collected(as_completed(waiting), progress)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         progress.close()
+
+
+def _collected(futures: Iterable[Future], progress: tqdm) -> Iterator[FrameResult]:
+    for future in futures:
+        yield future.result()
+        progress.update()
 
 
 _WORKER: Optional[FramePreprocessor] = None
@@ -220,5 +242,5 @@ def _start_worker(plans: PoolPlans, flip_base_apex: bool) -> None:
     _WORKER = FramePreprocessor(plans, flip_base_apex)
 
 
-def _run_in_worker(job: FrameJob) -> FrameResult:
-    return _WORKER(job)
+def _run_in_worker(frame: Frame) -> FrameResult:
+    return _WORKER(frame)
