@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "convert",
     "plan_cpu",
     "prepare_unlabeled",
+    "synth",
 )
 
 
