@@ -18,6 +18,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_ssp.cli import main
+from nnunet_ssp.converters.acdc import read_info_cfg
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.positions import runs_base_to_apex
 from nnunet_ssp.slices import labelled_case_slices
@@ -435,3 +436,20 @@ def test_sunnybrook_cine_apex_is_where_the_lv_gets_small(env):
     assert np.mean(apex_half) < 0.7 * np.mean(base_half)
     data = load(env["pool"], f"{subject}_t{info['ED_frame']:03d}")[0]
     assert data.shape[1] == 13 and abs(float(data.mean())) < 0.5
+
+
+def test_phantom_cines_run_base_to_apex_with_slice_index(env, tmp_path):
+    """The phantom's geometry says its slices run towards the apex, where its LV labels get small."""
+    from nnunet_ssp.phantom import generate_phantom
+    generate_phantom(tmp_path / "phantom", 1, seed=3, image_size=48)
+    result = prepare(tmp_path / "phantom", allow_test_subjects=True)
+    subject = result.rows[0].subject
+    cine = tmp_path / "phantom" / subject / f"{subject}_4d.nii.gz"
+    assert len({r.case for r in result.rows}) == sitk.ReadImage(str(cine)).GetSize()[3]
+    ed = int(read_info_cfg(tmp_path / "phantom" / subject / "Info.cfg")["ED"])
+    ed_label = tmp_path / "phantom" / subject / f"{subject}_frame{ed:02d}_gt.nii.gz"
+    lv_area = (sitk.GetArrayFromImage(sitk.ReadImage(str(ed_label))) == 3).sum(axis=(1, 2))
+    stack = sorted((r for r in result.rows if r.frame == ed - 1), key=lambda r: r.slice_index)
+    assert (np.diff([r.position for r in stack]) > 0).all()
+    assert lv_area[-1] < 0.5 * lv_area[0]
+
