@@ -1,8 +1,9 @@
 """One frame of an input image, preprocessed exactly as nnU-Net preprocesses the dataset's images, stored atomically.
 
-A 3D file is read by nnU-Net's SimpleITKIO. A 4D cine is read once (per worker) and each frame gets the
-properties SimpleITKIO gives the same frame written as a 3D file: the spacing, origin and direction of the frame
-SimpleITK extracts. The plans' preprocessor (`run_case_npy`) then transposes, crops to non-zero, normalises and
+A 3D file is read by nnU-Net's SimpleITKIO. A 4D cine is read once and each frame gets the properties SimpleITKIO
+gives the same frame written as a 3D file: the spacing, origin and direction of the frame SimpleITK extracts.
+Frames with NaN or infinite voxels (looked up with nibabel in NIfTI files, where SimpleITK reads them as 0) and
+constant frames are refused. The plans' preprocessor (`run_case_npy`) then transposes, crops to non-zero, normalises and
 resamples it, and nnU-Net's `nnUNetDatasetBlosc2.save_case` stores `<case>.b2nd`, `<case>_seg.b2nd` (the non-zero
 mask nnU-Net stores for unlabeled images) and `<case>.pkl`, with blocks and chunks from `comp_blosc2_params` as in
 `DefaultPreprocessor.run_case_save`. The three files are written in a temporary folder and renamed into the pool,

@@ -21,7 +21,8 @@ from nnunet_ssp.errors import InputError
 from nnunet_ssp.unlabeled.frames import (Frame, FrameJob, FramePreprocessor, FrameReader, FrameResult,
                                          case_is_complete, remove_partial_cases)
 from nnunet_ssp.unlabeled.held_out import HeldOut, held_out_subjects
-from nnunet_ssp.unlabeled.manifest import ManifestRow, case_rows, pool_case, read_manifest, write_manifest
+from nnunet_ssp.unlabeled.manifest import (MANIFEST_FILE, ManifestRow, case_rows, pool_case, read_manifest,
+                                           write_manifest)
 from nnunet_ssp.unlabeled.plans import PoolPlans, load_pool_plans
 from nnunet_ssp.unlabeled.sources import (DEFAULT_PATTERNS, BadInput, Source, find_images, folder_dimension,
                                           scan_sources)
@@ -71,7 +72,7 @@ class PoolResult:
         lines += [f"  bad: {b.problem}" for b in self.bad[:_SHOWN_BAD]]
         if len(self.bad) > _SHOWN_BAD:
             lines.append(f"  ... and {len(self.bad) - _SHOWN_BAD} more in {self.folder / REPORT_FILE}")
-        lines.append(f"  manifest: {self.folder / 'manifest.csv'}; report: {self.folder / REPORT_FILE}")
+        lines.append(f"  manifest: {self.folder / MANIFEST_FILE}; report: {self.folder / REPORT_FILE}")
         return "\n".join(lines)
 
 
@@ -113,32 +114,42 @@ def prepare_unlabeled(dataset: Union[int, str], input_dir: Union[str, Path], pla
     if already_done:
         print(f"All {len(jobs)} frames are already in {folder}; nothing to preprocess." if not todo else
               f"{len(already_done)} of {len(jobs)} frames are already in {folder}; skipping them.")
-    new_rows, prepared = {}, []
-    for result in _run(todo, plans, flip_base_apex, num_processes):
-        if result.problem is None:
-            new_rows[result.job.case] = list(result.rows)
-            prepared.append(result.job.case)
-        elif not (result.whole_file and any(b.file == result.job.source for b in bad)):
-            bad.append(BadInput(result.job.source, result.problem, None if result.whole_file else result.job.frame))
-            _warn(result.problem)
-
+    new_rows = _preprocess(todo, plans, flip_base_apex, num_processes, bad)
     reusable = _manifest_by_case(folder) if previous.get("flip_base_apex") == flip_base_apex else {}
-    transpose = plans.plans_manager.transpose_forward
     rows = [row for job in jobs if job.case in new_rows or job.case in done
             for row in new_rows.get(job.case) or reusable.get(job.case)
-            or case_rows(folder, job.case, transpose, flip_base_apex)]
+            or case_rows(folder, job.case, plans.plans_manager.transpose_forward, flip_base_apex)]
     write_manifest(rows, folder)
-    listed = {job.case for job in jobs}
-    unlisted = sorted(p.name[:-len(".b2nd")] for p in folder.glob("*.b2nd")
-                      if not p.name.endswith("_seg.b2nd") and p.name[:-len(".b2nd")] not in listed)
-    if unlisted:
-        _warn(f"{len(unlisted)} cases in {folder} belong to no frame of this run's input (other, excluded or "
-              f"refused subjects); they stay on disk but are not in the manifest.")
-    result = PoolResult(folder, rows, sorted(prepared), already_done, bad, excluded, refused, unlisted)
+    result = PoolResult(folder, rows, sorted(new_rows), already_done, bad, excluded, refused,
+                        _unlisted_cases(folder, jobs))
     write_json(result.report(settings), folder / REPORT_FILE)
     if not rows:
         raise InputError(f"{input_dir} holds no frame nnU-Net could preprocess; see {folder / REPORT_FILE}.")
     return result
+
+
+def _preprocess(jobs: List[FrameJob], plans: PoolPlans, flip_base_apex: bool, num_processes: int,
+                bad: List[BadInput]) -> Dict[str, List[ManifestRow]]:
+    """Prepare `jobs`; the manifest rows of each prepared case; problems are warned about and added to `bad`."""
+    new_rows = {}
+    for result in _run(jobs, plans, flip_base_apex, num_processes):
+        if result.problem is None:
+            new_rows[result.job.case] = list(result.rows)
+        elif not (result.whole_file and any(b.file == result.job.source for b in bad)):
+            bad.append(BadInput(result.job.source, result.problem, None if result.whole_file else result.job.frame))
+            _warn(result.problem)
+    return new_rows
+
+
+def _unlisted_cases(folder: Path, jobs: List[FrameJob]) -> List[str]:
+    """Cases in the pool that no job of this run gives (other, excluded or refused subjects); warns about them."""
+    listed = {job.case for job in jobs}
+    stored = (p.name[:-len(".b2nd")] for p in folder.glob("*.b2nd") if not p.name.endswith("_seg.b2nd"))
+    unlisted = sorted(case for case in stored if case not in listed)
+    if unlisted:
+        _warn(f"{len(unlisted)} cases in {folder} belong to no frame of this run's input (other, excluded or "
+              f"refused subjects); they stay on disk but are not in the manifest.")
+    return unlisted
 
 
 def _warn(message: str) -> None:

@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import SimpleITK as sitk
 
+from nnunet_ssp.converters.cases import CASE_MARKER
 from nnunet_ssp.converters.images import read_header
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.slices import subject_and_frame_of_case
@@ -71,7 +72,9 @@ def subject_and_frame(path: Path, is_cine: bool) -> Tuple[str, int]:
         suffix = next((s for s in CINE_SUFFIXES if stem.endswith(s) and len(stem) > len(s)), "")
         return stem[:len(stem) - len(suffix)], 0
     subject, frame = subject_and_frame_of_case(stem)
-    return subject, max(frame, 0)
+    if frame < 0 or not stem[len(subject) + len(CASE_MARKER):].isdigit():
+        return stem, 0
+    return subject, frame
 
 
 def folder_dimension(files: Sequence[Path], kind: str) -> Tuple[int, str]:
@@ -91,18 +94,15 @@ def folder_dimension(files: Sequence[Path], kind: str) -> Tuple[int, str]:
 
 def check_header(path: Path, reader: sitk.ImageFileReader, dimension: int, decided_by: str,
                  slice_axis: int) -> None:
-    """Refuse a header the plans cannot absorb (other dimensionality, several channels, other slice axis) or a
-    truncated file.
-
-    `slice_axis` is the numpy axis (z, y, x order) nnU-Net's transpose puts first, the axis the 2d configuration
-    slices along; it must be the file's coarsest axis, as it is for the images the plans were made from.
-    """
+    """Refuse what the plans cannot absorb (dimensionality, channels, slice axis) and truncated files."""
     if reader.GetDimension() != dimension:
         raise InputError(f"{path} is {reader.GetDimension()}D, but this folder holds {_KIND_TEXT[dimension]} "
                          f"(decided by {decided_by}).")
     if reader.GetNumberOfComponents() != 1:
         raise InputError(f"{path} has {reader.GetNumberOfComponents()} components per voxel, but the plans take "
                          f"one channel.")
+    # `slice_axis`, the numpy axis nnU-Net's transpose puts first and the 2d configuration slices along, is the
+    # coarsest axis of the dataset's images; in-plane spacing and direction are absorbed (resampling, geometry).
     spacing_zyx = list(reader.GetSpacing()[:3])[::-1]
     coarsest = max(range(3), key=lambda axis: spacing_zyx[axis])
     if spacing_zyx[slice_axis] < spacing_zyx[coarsest]:
@@ -113,16 +113,13 @@ def check_header(path: Path, reader: sitk.ImageFileReader, dimension: int, decid
 
 
 def check_complete(path: Path, reader: sitk.ImageFileReader) -> None:
-    """Refuse a NIfTI file holding fewer bytes than its header promises (SimpleITK would read zeros instead).
-
-    A gzip stream records its uncompressed size (modulo 2**32) in its last four bytes.
-    """
+    """Refuse a NIfTI file holding fewer bytes than its header promises (SimpleITK would read zeros instead)."""
     if not {"vox_offset", "bitpix", "dim[0]"} <= set(reader.GetMetaDataKeys()):
         return
     dims = [int(reader.GetMetaData(f"dim[{i}]")) for i in range(1, int(reader.GetMetaData("dim[0]")) + 1)]
     expected = int(float(reader.GetMetaData("vox_offset"))) + math.prod(dims) * int(reader.GetMetaData("bitpix")) // 8
     with open(path, "rb") as f:
-        if f.read(2) == b"\x1f\x8b":
+        if f.read(2) == b"\x1f\x8b":  # gzip: the last four bytes hold the uncompressed size modulo 2**32
             f.seek(-4, os.SEEK_END)
             complete = int.from_bytes(f.read(4), "little") == expected % 2 ** 32
         else:
