@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List
 
 import blosc2
 import numpy as np
@@ -22,8 +22,7 @@ from nnunet_ssp.converters.acdc import read_info_cfg
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.positions import runs_base_to_apex
 from nnunet_ssp.slices import labelled_case_slices
-from nnunet_ssp.unlabeled import (MANIFEST_FILE, REPORT_FILE, ManifestRow, prepare_unlabeled, read_manifest,
-                                  unlabeled_pool_slices)
+from nnunet_ssp.unlabeled import REPORT_FILE, ManifestRow, prepare_unlabeled, read_manifest, unlabeled_pool_slices
 from nnunet_ssp.unlabeled.manifest import write_manifest
 
 PLANS = "nnUNetPlansCPU"
@@ -71,21 +70,19 @@ def make_cine(seed: int, frames: int = FRAMES, shape=SHAPE, empty_first_slice: b
     return cine
 
 
-def make_acdc(folder: Path) -> Dict[str, np.ndarray]:
+def make_acdc(folder: Path) -> None:
     """ACDC subject folders with 4D cine, ED/ES frames and labels; odd subjects' slices run towards the apex."""
-    cines = {}
     for k, name in enumerate(SUBJECTS):
         sub = folder / name
         direction = TOWARD_APEX if k % 2 == 0 else TOWARD_BASE
-        cines[name] = make_cine(k, empty_first_slice=name == CROPPED_SUBJECT)
-        write_image(cines[name], sub / f"{name}_4d.nii.gz", direction=direction)
+        cine = make_cine(k, empty_first_slice=name == CROPPED_SUBJECT)
+        write_image(cine, sub / f"{name}_4d.nii.gz", direction=direction)
         for frame in (ED, ES):
-            write_image(cines[name][frame - 1], sub / f"{name}_frame{frame:02d}.nii.gz", direction=direction)
+            write_image(cine[frame - 1], sub / f"{name}_frame{frame:02d}.nii.gz", direction=direction)
             labels = np.zeros(SHAPE, np.uint8)
             labels[:, 12:20, 10:20] = (k + frame) % 3 + 1
             write_image(labels, sub / f"{name}_frame{frame:02d}_gt.nii.gz", direction=direction)
         (sub / "Info.cfg").write_text(f"ED: {ED}\nES: {ES}\nGroup: NOR\nNbFrame: {FRAMES}\n")
-    return cines
 
 
 # ---------------------------------------------------------------- fixtures
@@ -98,7 +95,7 @@ def planned(tmp_path_factory):
     from nnunet_ssp.converters import convert_acdc
     from nnunet_ssp.cpu_plans import plan_and_preprocess_cpu
     base = tmp_path_factory.mktemp("planned")
-    cines = make_acdc(base / "acdc")
+    make_acdc(base / "acdc")
     (base / "test_list.txt").write_text(TEST_SUBJECT + "\n")
     with pytest.MonkeyPatch.context() as mp:
         for name in ROOTS:
@@ -106,13 +103,13 @@ def planned(tmp_path_factory):
             mp.setenv(name, str(base / name))
         convert_acdc(base / "acdc", 1, test_list=base / "test_list.txt")
         plan_and_preprocess_cpu(1, num_processes=1)
-    return base, cines
+    return base
 
 
 @pytest.fixture
 def env(planned, tmp_path, monkeypatch) -> Dict[str, Path]:
     """A private copy of the planned dataset's roots, exported; `acdc` is the cine folder."""
-    base, _ = planned
+    base = planned
     paths = {"acdc": base / "acdc"}
     for name in ROOTS:
         shutil.copytree(base / name, tmp_path / name)
