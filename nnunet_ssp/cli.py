@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "synth",
     "convert",
     "plan_cpu",
+    "prepare_unlabeled",
     "make_splits",
     "benchmark",
 )

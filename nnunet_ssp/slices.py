@@ -16,9 +16,10 @@ def subject_and_frame_of_case(case: str) -> Tuple[str, int]:
     """Subject and 0-based frame of a case `<subject>_frameYY`; a case named otherwise is its own subject, frame -1."""
     try:
         subject = subject_of_case(case)
-        return subject, int(case[len(subject) + len(CASE_MARKER):]) - 1
     except ValueError:
         return case, -1
+    frame = case[len(subject) + len(CASE_MARKER):]
+    return (subject, int(frame) - 1) if frame.isdigit() else (case, -1)
 
 
 @dataclass

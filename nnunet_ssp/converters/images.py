@@ -21,7 +21,7 @@ def read_image(path: Path, dimension: int) -> sitk.Image:
     try:
         return reader.Execute()
     except RuntimeError as e:
-        raise InputError(f"{path} cannot be read as an image ({_reason(e)}).") from None
+        raise InputError(f"{path} cannot be read as an image ({itk_reason(e)}).") from None
 
 
 def check_same_size(image: sitk.Image, label: sitk.Image, image_file: Path, label_file: Path) -> None:
@@ -31,7 +31,8 @@ def check_same_size(image: sitk.Image, label: sitk.Image, image_file: Path, labe
                          f"{image.GetSize()}.")
 
 
-def _open(path: Path, dimension: int) -> sitk.ImageFileReader:
+def read_header(path: Path) -> sitk.ImageFileReader:
+    """A reader holding the header (size, spacing, direction, components) of the image at `path`."""
     if not path.is_file():
         raise InputError(f"{path} is missing.")
     reader = sitk.ImageFileReader()
@@ -39,12 +40,17 @@ def _open(path: Path, dimension: int) -> sitk.ImageFileReader:
     try:
         reader.ReadImageInformation()
     except RuntimeError as e:
-        raise InputError(f"{path} cannot be read as an image ({_reason(e)}).") from None
+        raise InputError(f"{path} cannot be read as an image ({itk_reason(e)}).") from None
+    return reader
+
+
+def _open(path: Path, dimension: int) -> sitk.ImageFileReader:
+    reader = read_header(path)
     if reader.GetDimension() != dimension:
         raise InputError(f"{path} is {reader.GetDimension()}D, but {_EXPECTED[dimension]} is expected.")
     return reader
 
 
-def _reason(error: RuntimeError) -> str:
+def itk_reason(error: RuntimeError) -> str:
     """The last line of an ITK exception, without its location prefix."""
     return str(error).strip().splitlines()[-1].replace("sitk::ERROR: ", "")

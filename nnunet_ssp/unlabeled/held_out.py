@@ -1,0 +1,48 @@
+"""The subjects a raw dataset holds out for testing, which must never enter pretraining."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import FrozenSet
+
+from nnunetv2.paths import nnUNet_raw
+from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
+
+from nnunet_ssp.converters.common import CINES_FILE, TEST
+from nnunet_ssp.errors import InputError
+from nnunet_ssp.slices import subject_and_frame_of_case
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Test subjects by name, and the resolved paths of their cines."""
+    subjects: FrozenSet[str]
+    cines: FrozenSet[Path]
+
+    def holds(self, subject: str, path: Path) -> bool:
+        """Whether an input file is (of) a test subject."""
+        return subject in self.subjects or path.resolve() in self.cines
+
+
+def held_out_subjects(dataset_name: str, file_ending: str) -> HeldOut:
+    """Subjects with images in `imagesTs` of the raw dataset, and those `cines.json` marks with split "test"."""
+    raw = Path(nnUNet_raw.get()) / dataset_name if nnUNet_raw.is_set() else None
+    if raw is None or not raw.is_dir():
+        raise InputError(f"The raw dataset {raw or '$nnUNet_raw/' + dataset_name} is missing, so its test subjects "
+                         f"cannot be kept out; pass --allow-test-subjects if the input holds none.")
+    subjects, cines = set(), set()
+    images_ts = raw / "imagesTs"
+    if images_ts.is_dir():
+        cases = get_identifiers_from_splitted_dataset_folder(str(images_ts), file_ending)
+        subjects.update(subject_and_frame_of_case(str(case))[0] for case in cases)
+    cines_file = raw / CINES_FILE
+    if cines_file.is_file():
+        try:
+            cines_entries = json.loads(cines_file.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{cines_file} is not valid JSON ({e}).") from None
+        for name, entry in cines_entries.items():
+            if entry.get("split") == TEST:
+                subjects.add(name)
+                cines.add(Path(entry["path"]).resolve())
+    return HeldOut(frozenset(subjects), frozenset(cines))

@@ -1,0 +1,85 @@
+"""The dataset plans a pool is preprocessed with, and where the pool lives: beside nnU-Net's own cases."""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from batchgenerators.utilities.file_and_folder_operations import load_json
+from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+
+from nnunet_ssp.errors import InputError
+
+POOL_SUFFIX = "_unlabeled"
+
+
+def pool_folder(preprocessed_dataset_folder_base: Union[str, os.PathLike], data_identifier: str) -> Path:
+    """`<preprocessed dataset>/<data_identifier>_unlabeled`: outside nnU-Net's own case folder, so it never trains."""
+    return Path(preprocessed_dataset_folder_base) / f"{data_identifier}{POOL_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class PoolPlans:
+    """A dataset's plans and configuration, as nnU-Net's preprocessing reads them."""
+    dataset_name: str
+    plans_file: Path
+    configuration: str
+    plans: dict
+    dataset_json: dict
+
+    @property
+    def plans_manager(self) -> PlansManager:
+        return PlansManager(self.plans)
+
+    @property
+    def configuration_manager(self) -> ConfigurationManager:
+        return self.plans_manager.get_configuration(self.configuration)
+
+    @property
+    def folder(self) -> Path:
+        """The pool folder of these plans and configuration."""
+        return pool_folder(self.plans_file.parent, self.configuration_manager.data_identifier)
+
+    def signature(self) -> str:
+        """A digest of everything in the plans that changes a preprocessed frame."""
+        manager = self.plans_manager
+        relevant = {"configuration": self.configuration_manager.configuration,
+                    "transpose_forward": manager.transpose_forward,
+                    "intensity": manager.foreground_intensity_properties_per_channel}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_pool_plans(dataset: Union[int, str], plans_name: str, configuration: str) -> PoolPlans:
+    """The plans `plans_name` of a preprocessed dataset (ID or name), checked for what the pool supports."""
+    try:
+        dataset_name = maybe_convert_to_dataset_name(dataset)
+    except RuntimeError:
+        raise InputError(f"No nnU-Net dataset with ID or name {dataset} exists under nnUNet_raw, "
+                         f"nnUNet_preprocessed or nnUNet_results.") from None
+    if not nnUNet_preprocessed.is_set():
+        raise InputError("The environment variable nnUNet_preprocessed is not set; export it (see `nnunet-ssp env`).")
+    folder = Path(nnUNet_preprocessed.get()) / dataset_name
+    plans_file, dataset_json_file = folder / f"{plans_name}.json", folder / "dataset.json"
+    for needed in (plans_file, dataset_json_file):
+        if not needed.is_file():
+            raise InputError(f"{needed} is missing; plan and preprocess dataset {dataset_name} first "
+                             f"(nnUNetv2_plan_and_preprocess or nnunet-ssp plan-cpu).")
+    plans = PoolPlans(dataset_name, plans_file, configuration, load_json(str(plans_file)),
+                      load_json(str(dataset_json_file)))
+    manager = plans.plans_manager
+    if configuration not in manager.available_configurations:
+        raise InputError(f"{plans_file} has no configuration {configuration!r} (it has "
+                         f"{', '.join(manager.available_configurations)}).")
+    if manager.image_reader_writer_class is not SimpleITKIO:
+        raise InputError(f"{plans_file} reads images with {manager.image_reader_writer_class.__name__}, but the "
+                         f"unlabeled pool reproduces SimpleITKIO only.")
+    channels = len(plans.dataset_json.get("channel_names", plans.dataset_json.get("modality", {})))
+    if channels != 1:
+        raise InputError(f"{dataset_json_file} lists {channels} input channels, but the unlabeled pool takes "
+                         f"single-channel cines.")
+    return plans
