@@ -3,7 +3,9 @@
 `nnUNetTrainerSSP` trains the U-Net the plans build (`build_network_architecture`) with a method's views, heads
 and loss (`nnunet_ssp.methods`). It keeps nnU-Net's training loop, augmentation, logging, `progress.png`,
 checkpoint cadence and `--c`; the differences:
-- batches are 2D crops of slices drawn uniformly from the training cases, labels unused, no foreground sampling;
+- batches are 2D crops of slices drawn uniformly from the training cases and the unlabeled pool of
+  `nnunet-ssp prepare-unlabeled` (`ssp_data`: "both", or "labelled" or "pool" alone), labels unused, no
+  foreground sampling;
 - nnU-Net's logger only takes its Dice keys, so the *SSP score* = -(validation loss) is logged in the pseudo-Dice
   slot: higher is better, `checkpoint_best.pth` and the plot work unchanged;
 - checkpoints hold nnU-Net's usual keys (`network_weights` is the plans-built U-Net's state dict) plus an `ssp`
@@ -42,6 +44,7 @@ from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 from nnunet_ssp.slice_loader import SSPSliceLoader
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
 from nnunet_ssp.ssp_progress import plot_ssp_progress
+from nnunet_ssp.unlabeled import MANIFEST_FILE, pool_folder, unlabeled_pool_slices
 
 
 class nnUNetTrainerSSP(nnUNetTrainer):
@@ -64,6 +67,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         self.warmup_fraction = self.method_class.warmup_fraction
         self.final_lr = self.method_class.final_lr
         self.visual_every = 50
+        self.ssp_data = "both"
         self.method = None
         self.training_model = None
         self.train_slices = self.val_slices = None
@@ -103,7 +107,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             "lr_decay": self.lr_decay, "warmup_epochs": self.warmup_epochs(), "final_lr": self.final_lr,
             "num_epochs": self.num_epochs, "num_iterations_per_epoch": self.num_iterations_per_epoch,
             "num_val_iterations_per_epoch": self.num_val_iterations_per_epoch,
-            "batch_size": self.configuration_manager.batch_size,
+            "batch_size": self.configuration_manager.batch_size, "ssp_data": self.ssp_data,
         }
 
     def warmup_epochs(self) -> int:
@@ -122,11 +126,26 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         self.network.decoder.deep_supervision = enabled
 
     def get_slice_tables(self) -> Tuple[SliceTable, SliceTable]:
-        """Slices of the split's training and validation cases."""
+        """Training slices (the split's training cases and/or the unlabeled pool) and validation slices."""
+        if self.ssp_data not in ("both", "labelled", "pool"):
+            raise ValueError(f"ssp_data must be 'both', 'labelled' or 'pool', got {self.ssp_data!r}")
         tr_keys, val_keys = self.do_split()
         transpose = self.plans_manager.transpose_forward
-        return (labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose),
-                labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose))
+        labelled = labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose)
+        val = labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose)
+        train = labelled if self.ssp_data != "pool" else SliceTable()
+        pool = pool_folder(self.preprocessed_dataset_folder_base, self.configuration_manager.data_identifier)
+        if self.ssp_data != "labelled" and (pool / MANIFEST_FILE).is_file():
+            held_out = set(val.subject) - set(labelled.subject)
+            train.extend(unlabeled_pool_slices(self.preprocessed_dataset_folder_base,
+                                               self.configuration_manager.data_identifier, held_out,
+                                               zip(train.subject, train.frame)))
+        elif self.ssp_data == "pool":
+            raise InputError(f"{pool / MANIFEST_FILE} is missing: this trainer pretrains on the unlabeled pool "
+                             f"only; prepare it with `nnunet-ssp prepare-unlabeled`.")
+        elif self.ssp_data == "both":
+            self.print_to_log_file(f"No unlabeled pool in {pool}: pretraining on the labelled training cases only.")
+        return train, val
 
     def get_dataloaders(self):
         patch_size = self.configuration_manager.patch_size

@@ -57,10 +57,12 @@ PHANTOM_TEST_SUBJECTS = 2
 
 @pytest.fixture(scope="session")
 def phantom_roots(tmp_path_factory):
-    """A tiny phantom (48 px) converted to Dataset501, planned with CPU plans and preprocessed, once per session."""
+    """A tiny phantom (48 px) converted to Dataset501, planned with CPU plans and preprocessed, with its unlabeled
+    pool (every frame of the training subjects' cines), once per session."""
     from nnunet_ssp.converters import convert_acdc
     from nnunet_ssp.cpu_plans import plan_and_preprocess_cpu
     from nnunet_ssp.phantom import generate_phantom
+    from nnunet_ssp.unlabeled import prepare_unlabeled
 
     base = tmp_path_factory.mktemp("phantom")
     roots = {name: base / name for name in ("nnUNet_raw", "nnUNet_preprocessed")}
@@ -71,6 +73,7 @@ def phantom_roots(tmp_path_factory):
         generate_phantom(base / "cines", PHANTOM_TRAIN_SUBJECTS + PHANTOM_TEST_SUBJECTS, seed=3, image_size=48)
         convert_acdc(base / "cines", PHANTOM_DATASET_ID, name="Phantom", test_subjects=PHANTOM_TEST_SUBJECTS)
         plan_and_preprocess_cpu(PHANTOM_DATASET_ID, num_processes=1)
+        prepare_unlabeled(PHANTOM_DATASET_ID, base / "cines", plans_name="nnUNetPlansCPU", num_processes=1)
     finally:
         for name, value in saved.items():
             if value is None:

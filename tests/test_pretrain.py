@@ -20,7 +20,8 @@ def make_trainer(name: str, fold="all"):
 
 
 @pytest.mark.parametrize("name", [*METHOD_TRAINERS, "nnUNetTrainerSSPFinetune", "nnUNetTrainerSSP_MIM_3epochs_7iters",
-                                  "nnUNetTrainerSSPFinetune_20epochs", "nnUNetTrainer_2epochs_5iters"])
+                                  "nnUNetTrainerSSPFinetune_20epochs", "nnUNetTrainer_2epochs_5iters",
+                                  "nnUNetTrainerSSP_DINO_2epochs_poolOnly", "nnUNetTrainerSSP_PCL_labelledOnly"])
 def test_trainer_names_resolve_through_ext_trainer_and_pickle(nnunet_env, name):
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
     cls = recursive_find_trainer_class_by_name(name)
@@ -28,10 +29,12 @@ def test_trainer_names_resolve_through_ext_trainer_and_pickle(nnunet_env, name):
     assert pickle.loads(pickle.dumps(cls)) is cls
 
 
-def test_unknown_suffix_is_not_a_trainer(nnunet_env):
+@pytest.mark.parametrize("name", ["nnUNetTrainerSSP_MIM_0epochs", "nnUNetTrainer_poolOnly",
+                                  "nnUNetTrainerSSP_MIM_5iters_2epochs"])
+def test_names_that_are_not_variants_are_not_trainers(nnunet_env, name):
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
     with pytest.raises(RuntimeError, match="Could not find requested nnunet trainer"):
-        recursive_find_trainer_class_by_name("nnUNetTrainerSSP_MIM_0epochs")
+        recursive_find_trainer_class_by_name(name)
 
 
 def test_schedule_variant_sets_epochs_and_iterations(phantom_env):
@@ -110,7 +113,7 @@ def _train_epoch(trainer, epoch):
 def test_dino_resumed_continues_with_the_same_teacher_centre_and_schedules(phantom_env, monkeypatch):
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     torch.manual_seed(0)
-    uninterrupted = make_trainer("nnUNetTrainerSSP_DINO_2epochs_3iters")
+    uninterrupted = make_trainer("nnUNetTrainerSSP_DINO_2epochs_2iters")
     uninterrupted.on_train_start()
     state_after_first = None
     for epoch in range(2):
@@ -120,7 +123,7 @@ def test_dino_resumed_continues_with_the_same_teacher_centre_and_schedules(phant
             uninterrupted.current_epoch += 1
             state_after_first = {k: v.clone() for k, v in uninterrupted.method.state_dict().items()}
         losses = _train_epoch(uninterrupted, epoch)
-    resumed = make_trainer("nnUNetTrainerSSP_DINO_2epochs_3iters")
+    resumed = make_trainer("nnUNetTrainerSSP_DINO_2epochs_2iters")
     resumed.load_checkpoint(str(Path(uninterrupted.output_folder) / "checkpoint_latest.pth"))
     assert resumed.current_epoch == 1
     for key, value in resumed.method.state_dict().items():
@@ -132,6 +135,7 @@ def test_dino_resumed_continues_with_the_same_teacher_centre_and_schedules(phant
         trainer.on_train_end()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["nnUNetTrainerSSP_SimCLR_3epochs_30iters", "nnUNetTrainerSSP_PCL_3epochs_30iters",
                                   "nnUNetTrainerSSP_DINO_3epochs_30iters"])
 def test_short_run_on_the_phantom_does_not_collapse(phantom_env, name):
@@ -143,3 +147,23 @@ def test_short_run_on_the_phantom_does_not_collapse(phantom_env, name):
     # uniformly spread unit vectors give about 1/sqrt(D); a collapsed embedding gives about 0
     assert spread[-1] > 0.2 / dimension ** 0.5, spread
     assert len(trainer.ssp_history["val_position_knn_accuracy"]) == 3
+
+
+def test_pretraining_draws_from_labelled_cases_and_the_unlabeled_pool(phantom_env):
+    both = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters")
+    labelled = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters_labelledOnly")
+    pool = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters_poolOnly")
+    tables = {t.ssp_data: t.get_slice_tables()[0] for t in (both, labelled, pool)}
+    frames = {name: set(zip(table.subject, table.frame)) for name, table in tables.items()}
+    assert len(tables["pool"]) > len(tables["labelled"]) > 0
+    # the pool holds every frame, ED and ES included: together, each frame is sampled once, from the labelled case
+    assert frames["labelled"] < frames["pool"] and frames["both"] == frames["pool"]
+    assert len(tables["both"]) == len(tables["pool"])
+    labelled_folder = tables["both"].folders.index(tables["labelled"].folders[0])
+    from_labelled = {(s, f) for s, f, i in zip(tables["both"].subject, tables["both"].frame,
+                                              tables["both"].folder_index) if i == labelled_folder}
+    assert from_labelled == frames["labelled"]
+    rows = list(zip(tables["both"].subject, tables["both"].frame, tables["both"].slice_index))
+    assert len(rows) == len(set(rows)), "a frame is sampled twice (ED/ES from both sources)"
+    assert set(tables["both"].subject) == set(tables["labelled"].subject)  # test subjects never enter the pool
+    assert all(0 <= p <= 1 for p in tables["both"].position)

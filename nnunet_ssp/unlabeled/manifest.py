@@ -9,7 +9,7 @@ import csv
 import io
 import os
 from pathlib import Path
-from typing import Iterable, List, NamedTuple, Sequence, Union
+from typing import Iterable, List, NamedTuple, Sequence, Tuple, Union
 
 from batchgenerators.utilities.file_and_folder_operations import load_pickle
 
@@ -78,11 +78,14 @@ def read_manifest(folder: Union[str, os.PathLike]) -> List[ManifestRow]:
 
 
 def unlabeled_pool_slices(preprocessed_dataset_folder_base: str, data_identifier: str,
-                          exclude_subjects: Iterable[str] = ()) -> SliceTable:
-    """The slices of a dataset's unlabeled pool for `data_identifier`, without the subjects in `exclude_subjects`."""
+                          exclude_subjects: Iterable[str] = (),
+                          exclude_frames: Iterable[Tuple[str, int]] = ()) -> SliceTable:
+    """The slices of a dataset's unlabeled pool for `data_identifier`, without the subjects in `exclude_subjects`
+    and the (subject, frame) pairs in `exclude_frames` (e.g. ED and ES, already among the labelled cases)."""
     folder = pool_folder(preprocessed_dataset_folder_base, data_identifier)
-    excluded = set(exclude_subjects)
-    rows = [row for row in read_manifest(folder) if row.subject not in excluded]
+    excluded, excluded_frames = set(exclude_subjects), set(exclude_frames)
+    rows = [row for row in read_manifest(folder)
+            if row.subject not in excluded and (row.subject, row.frame) not in excluded_frames]
     return SliceTable(folders=[str(folder)], folder_index=[0] * len(rows), case=[r.case for r in rows],
                       z=[r.z for r in rows], subject=[r.subject for r in rows], frame=[r.frame for r in rows],
                       slice_index=[r.slice_index for r in rows], num_slices=[r.num_slices for r in rows],

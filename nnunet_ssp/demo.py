@@ -1,0 +1,128 @@
+"""The built-in demo: the whole label-efficiency question on the synthetic phantom, in a few minutes on a CPU.
+
+Phantom cines -> nnU-Net raw dataset -> CPU-sized plans and preprocessing -> unlabeled pool of every frame ->
+MIM pretraining -> fine-tuning on few labelled subjects and nnU-Net's baseline on the same schedule -> prediction
+and 3D Dice on held-out subjects -> table, plot and a figure of predictions against the ground truth.
+Everything lives below one folder, with its own nnU-Net data roots, so the user's own are never touched.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Tuple
+
+from nnunet_ssp.benchmark import BenchmarkSettings, run_benchmark
+from nnunet_ssp.benchmark.grid import BASELINE, Layout, plan_runs
+from nnunet_ssp.converters import convert_acdc
+from nnunet_ssp.cpu_plans import CPU_PLANS_NAME, plan_and_preprocess_cpu
+from nnunet_ssp.phantom import generate_phantom
+from nnunet_ssp.splits import make_splits
+from nnunet_ssp.unlabeled import prepare_unlabeled
+
+DEMO_DATASET_ID = 990
+DEMO_DATASET_NAME = "SSPDemo"
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's size: phantom subjects, image size, schedule and labelled-subject counts."""
+    subjects: int = 14
+    test_subjects: int = 4
+    image_size: int = 80
+    labelled: Tuple[int, ...] = (2,)
+    pretrain_epochs: int = 6
+    finetune_epochs: int = 6
+    iters: int = 25
+    seed: int = 0
+    num_processes: int = 2
+
+
+def demo_environment(out: Path) -> dict:
+    """nnU-Net's data roots below `out`, set in this process (and so in every subprocess)."""
+    roots = {name: str(out / name) for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    for path in roots.values():
+        Path(path).mkdir(parents=True, exist_ok=True)
+    os.environ.update(roots)
+    os.environ.setdefault("nnUNet_def_n_proc", "2")
+    os.environ.setdefault("nnUNet_n_proc_DA", "2")
+    return roots
+
+
+def prepare_demo_dataset(out: Path, settings: DemoSettings) -> str:
+    """Phantom, conversion, plans and the unlabeled pool; each step is skipped when its output exists."""
+    cines = out / "cines"
+    raw = Path(os.environ["nnUNet_raw"]) / f"Dataset{DEMO_DATASET_ID:03d}_{DEMO_DATASET_NAME}"
+    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / raw.name
+    if not (cines / f"patient{settings.subjects:03d}" / "Info.cfg").is_file():
+        print(f"1/4 Generating {settings.subjects} phantom subjects in {cines}")
+        generate_phantom(cines, settings.subjects, settings.seed, image_size=settings.image_size,
+                         num_processes=settings.num_processes)
+    if not (raw / "dataset.json").is_file():
+        print(f"2/4 Converting them into {raw}")
+        convert_acdc(cines, DEMO_DATASET_ID, name=DEMO_DATASET_NAME, test_subjects=settings.test_subjects)
+    if not (preprocessed / f"{CPU_PLANS_NAME}.json").is_file():
+        print("3/4 Planning (CPU-sized network) and preprocessing")
+        plan_and_preprocess_cpu(DEMO_DATASET_ID, num_processes=settings.num_processes)
+    print("4/4 Preprocessing every frame of the training cines into the unlabeled pool")
+    prepare_unlabeled(DEMO_DATASET_ID, cines, plans_name=CPU_PLANS_NAME, num_processes=settings.num_processes)
+    return raw.name
+
+
+def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, raw: Path, out_png: Path) -> Path:
+    """Mid-ventricular slices of the test cases: image, ground truth, baseline and pretrained fine-tuned."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import SimpleITK as sitk
+
+    from nnunet_ssp.atomic import atomic_path
+
+    runs = [r for r in plan_runs(settings, folds) if r.kind != "pretrain" and r.labelled_subjects == settings.subjects[0]]
+    runs.sort(key=lambda r: r.method != BASELINE)
+    cases = sorted(p.name for p in (raw / "labelsTs").glob("*.nii.gz"))
+    fig, axes = plt.subplots(len(cases), 2 + len(runs), figsize=(2.4 * (2 + len(runs)), 2.4 * len(cases)),
+                             squeeze=False)
+    for row, case in enumerate(cases):
+        label = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "labelsTs" / case)))
+        image = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "imagesTs" / case.replace(".nii.gz", "_0000.nii.gz"))))
+        z = int(np.argmax((label > 0).sum(axis=(1, 2))))
+        panels = [("image", None), ("ground truth", label)]
+        panels += [(f"{r.method} ({r.labelled_subjects} subj.)",
+                    sitk.GetArrayFromImage(sitk.ReadImage(str(layout.predictions(r) / case)))) for r in runs]
+        for col, (title, seg) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(image[z], cmap="gray")
+            if seg is not None:
+                ax.imshow(np.ma.masked_equal(seg[z], 0), cmap="jet", alpha=0.45, vmin=0, vmax=3,
+                          interpolation="nearest")
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(title, fontsize=9)
+        axes[row, 0].text(2, 8, case.replace(".nii.gz", ""), color="yellow", fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+    return out_png
+
+
+def run_demo(out: Path, settings: DemoSettings = DemoSettings()) -> Path:
+    """Run the demo below `out` (resumable: finished steps are skipped); returns the benchmark folder."""
+    out = Path(out).resolve()
+    demo_environment(out)
+    dataset_name = prepare_demo_dataset(out, settings)
+    benchmark = BenchmarkSettings(dataset=dataset_name, methods=("mim",), subjects=tuple(settings.labelled),
+                                  seeds=(settings.seed,), pretrain_epochs=settings.pretrain_epochs,
+                                  finetune_epochs=settings.finetune_epochs, iters=settings.iters,
+                                  plans=CPU_PLANS_NAME, out=out / "benchmark", device="cpu")
+    result = run_benchmark(benchmark)
+    folds = make_splits(dataset_name, benchmark.subjects, benchmark.seeds, plans=CPU_PLANS_NAME).folds
+    raw = Path(os.environ["nnUNet_raw"]) / dataset_name
+    figure = prediction_figure(Layout(result.out, dataset_name, CPU_PLANS_NAME), benchmark, folds, raw,
+                               result.out / "predictions.png")
+    print(result.report.report_file.read_text().split("\n## ", 2)[1].split("\n", 1)[1])
+    print(result.summary())
+    print(f"  figure:  {figure}")
+    return result.out
+
