@@ -14,6 +14,7 @@ checkpoint cadence and `--c`; the differences:
 - the final segmentation validation is replaced by `ssp_summary.json`.
 """
 
+import json
 import time
 from typing import Dict, List, Sequence, Tuple
 
@@ -44,7 +45,7 @@ from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 from nnunet_ssp.slice_loader import SSPSliceLoader
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
 from nnunet_ssp.ssp_progress import plot_ssp_progress
-from nnunet_ssp.unlabeled import MANIFEST_FILE, pool_folder, unlabeled_pool_slices
+from nnunet_ssp.unlabeled import MANIFEST_FILE, REPORT_FILE, pool_folder, unlabeled_pool_slices
 
 
 class nnUNetTrainerSSP(nnUNetTrainer):
@@ -131,10 +132,12 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             raise ValueError(f"ssp_data must be 'both', 'labelled' or 'pool', got {self.ssp_data!r}")
         tr_keys, val_keys = self.do_split()
         transpose = self.plans_manager.transpose_forward
-        labelled = labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose)
-        val = labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose)
-        train = labelled if self.ssp_data != "pool" else SliceTable()
         pool = pool_folder(self.preprocessed_dataset_folder_base, self.configuration_manager.data_identifier)
+        # the labelled cases follow the base-to-apex direction the pool was prepared with (--flip-base-apex)
+        flip = (pool / REPORT_FILE).is_file() and json.loads((pool / REPORT_FILE).read_text())["flip_base_apex"]
+        labelled = labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose, flip)
+        val = labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose, flip)
+        train = labelled if self.ssp_data != "pool" else SliceTable()
         if self.ssp_data != "labelled" and (pool / MANIFEST_FILE).is_file():
             held_out = set(val.subject) - set(labelled.subject)
             train.extend(unlabeled_pool_slices(self.preprocessed_dataset_folder_base,

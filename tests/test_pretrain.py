@@ -167,3 +167,7 @@ def test_pretraining_draws_from_labelled_cases_and_the_unlabeled_pool(phantom_en
     assert len(rows) == len(set(rows)), "a frame is sampled twice (ED/ES from both sources)"
     assert set(tables["both"].subject) == set(tables["labelled"].subject)  # test subjects never enter the pool
     assert all(0 <= p <= 1 for p in tables["both"].position)
+    # labelled cases and pool frames agree on every slice's base-to-apex position
+    positions = {}
+    for subject, index, position in zip(tables["both"].subject, tables["both"].slice_index, tables["both"].position):
+        assert positions.setdefault((subject, index), position) == position
