@@ -2,13 +2,30 @@
 
 Use as `nnUNetv2_train D 2d F -tr nnUNetTrainerSSPFinetune -pretrained_weights <ssp checkpoint_final.pth>`.
 nnU-Net's own loader copies every weight except the output layers; everything else (Dice + CE loss with deep
-supervision, augmentation, validation with 3D Dice) is nnU-Net's.
+supervision, augmentation, validation with 3D Dice) is nnU-Net's. Recipe settings, changed by variant tokens
+(`nnunet_ssp.variants`): `encoder_lr_scale` (encoder rate relative to the rest, kept through warm-up and decay),
+`freeze_encoder_fraction` (encoder frozen for the first part of the epochs) and `reinitialize_decoder` (a fresh
+decoder after loading, so only the encoder transfers).
 """
+
+from typing import List
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch import nn
 
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
+
+
+def bare_network(network: nn.Module) -> nn.Module:
+    """The network inside DDP and torch.compile wrappers."""
+    network = getattr(network, "module", network)
+    return getattr(network, "_orig_mod", network)
+
+
+def is_decoder_key(key: str) -> bool:
+    """Whether a U-Net state-dict key is the decoder's own (not the encoder the decoder refers to)."""
+    return key.startswith("decoder.") and not key.startswith("decoder.encoder.")
 
 
 class nnUNetTrainerSSPFinetune(nnUNetTrainer):
@@ -20,12 +37,47 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = 5e-3
         self.warmup_fraction = 0.05
+        self.encoder_lr_scale = 1.0
+        self.freeze_encoder_fraction = 0.0
+        self.reinitialize_decoder = False
 
     def warmup_epochs(self) -> int:
         """Warm-up length in epochs for this run's `num_epochs`."""
-        return warmup_length(self.warmup_fraction, self.num_epochs, at_least=1)
+        return warmup_length(self.warmup_fraction, self.num_epochs, at_least=1 if self.warmup_fraction > 0 else 0)
+
+    def frozen_encoder_epochs(self) -> int:
+        """Epochs at the start during which the encoder is not updated."""
+        return round(self.freeze_encoder_fraction * self.num_epochs)
+
+    def encoder_parameters(self) -> List[nn.Parameter]:
+        """The encoder's parameters."""
+        return list(bare_network(self.network).encoder.parameters())
 
     def configure_optimizers(self):
-        optimizer = torch.optim.SGD(self.network.parameters(), self.initial_lr, weight_decay=self.weight_decay,
-                                    momentum=0.99, nesterov=True)
+        encoder = self.encoder_parameters()
+        encoder_ids = {id(p) for p in encoder}
+        rest = [p for p in self.network.parameters() if id(p) not in encoder_ids]
+        groups = [{"params": encoder, "lr_scale": self.encoder_lr_scale}, {"params": rest, "lr_scale": 1.0}]
+        optimizer = torch.optim.SGD(groups, self.initial_lr, weight_decay=self.weight_decay, momentum=0.99,
+                                    nesterov=True)
         return optimizer, EpochLRSchedule(optimizer, self.initial_lr, self.num_epochs, self.warmup_epochs(), "poly")
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        if self.reinitialize_decoder:
+            fresh = self.build_network_architecture(
+                self.plans_manager, self.configuration_manager, self.num_input_channels,
+                self.label_manager.num_segmentation_heads, self.enable_deep_supervision).state_dict()
+            network = bare_network(self.network)
+            state = network.state_dict()
+            state.update({k: v for k, v in fresh.items() if is_decoder_key(k)})
+            network.load_state_dict(state)
+            self.print_to_log_file("Decoder re-initialised as nnU-Net builds it: only the pretrained encoder is kept.")
+
+    def on_train_epoch_start(self) -> None:
+        frozen = self.current_epoch < self.frozen_encoder_epochs()
+        for parameter in self.encoder_parameters():
+            parameter.requires_grad_(not frozen)
+        if frozen:
+            self.print_to_log_file("Encoder frozen in this epoch.")
+        super().on_train_epoch_start()

@@ -30,7 +30,7 @@ def test_trainer_names_resolve_through_ext_trainer_and_pickle(nnunet_env, name):
 
 
 @pytest.mark.parametrize("name", ["nnUNetTrainerSSP_MIM_0epochs", "nnUNetTrainer_poolOnly",
-                                  "nnUNetTrainerSSP_MIM_5iters_2epochs"])
+                                  "nnUNetTrainerSSP_MIM_5iters_abc"])
 def test_names_that_are_not_variants_are_not_trainers(nnunet_env, name):
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
     with pytest.raises(RuntimeError, match="Could not find requested nnunet trainer"):

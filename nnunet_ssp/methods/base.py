@@ -7,8 +7,11 @@ from batchgeneratorsv2.helpers.scalar_type import RandomScalar
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 from torch import nn
 
+from nnunet_ssp.views import ssp_view
+
 ENCODER = "encoder"
 DECODER = "decoder"
+AUGMENTATIONS = ("nnunet", "ssp")
 
 
 class SSPMethod(nn.Module):
@@ -32,14 +35,24 @@ class SSPMethod(nn.Module):
     final_lr: float = 0.0
     global_loss: bool = False
 
-    def __init__(self, num_epochs: int):
+    def __init__(self, num_epochs: int, augmentation: str = "nnunet"):
         super().__init__()
+        if augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {augmentation!r}")
         self.num_epochs = num_epochs
+        self.augmentation = augmentation
+
+    def view_augmentation(self, patch_size: Sequence[int], rotation: RandomScalar, mirror_axes: Sequence[int],
+                          nnunet_transforms: Callable[[Sequence[int]], BasicTransform]) -> BasicTransform:
+        """One view's augmentation: nnU-Net's own training transforms, or the same transforms at SSP strength."""
+        if self.augmentation == "ssp":
+            return ssp_view(patch_size, rotation, mirror_axes)
+        return nnunet_transforms(patch_size)
 
     def view_transforms(self, patch_size: Sequence[int], rotation: RandomScalar, mirror_axes: Sequence[int],
                         nnunet_transforms: Callable[[Sequence[int]], BasicTransform]) -> List[BasicTransform]:
         """One transform per view the loss needs; `nnunet_transforms(size)` is nnU-Net's training augmentation."""
-        return [nnunet_transforms(patch_size)]
+        return [self.view_augmentation(patch_size, rotation, mirror_axes, nnunet_transforms)]
 
     def trained_parameters(self, network: nn.Module) -> List[nn.Parameter]:
         """The U-Net parameters this method trains (the rest stay frozen at their initial values)."""

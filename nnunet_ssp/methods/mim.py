@@ -76,8 +76,8 @@ class MaskedImageModelling(SSPMethod):
     lr_decay = "cosine"
 
     def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int], num_epochs: int,
-                 grid: int = 8, mask_ratio: float = 0.75):
-        super().__init__(num_epochs)
+                 grid: int = 8, mask_ratio: float = 0.75, augmentation: str = "nnunet"):
+        super().__init__(num_epochs, augmentation)
         grid_mask(1, patch_size, grid, mask_ratio)  # validates the arguments against the patch size
         self.grid = grid
         self.mask_ratio = mask_ratio

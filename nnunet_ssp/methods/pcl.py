@@ -74,8 +74,9 @@ class PositionalContrastiveLearning(SimCLR):
     weight_decay = 1e-5
 
     def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int], num_epochs: int,
-                 temperature: float = 0.1, threshold: float = 0.1, head_widths: Sequence[int] = (512, 512, 512)):
-        super().__init__(network, num_input_channels, patch_size, num_epochs, temperature, head_widths)
+                 temperature: float = 0.1, threshold: float = 0.1, head_widths: Sequence[int] = (512, 512, 512),
+                 augmentation: str = "ssp"):
+        super().__init__(network, num_input_channels, patch_size, num_epochs, temperature, head_widths, augmentation)
         self.loss = PositionalContrastiveLoss(temperature, threshold, gather_distributed=is_distributed())
 
     def forward(self, network, views, positions, epoch):

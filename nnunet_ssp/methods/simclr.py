@@ -9,7 +9,6 @@ from torch import nn
 from nnunet_ssp.methods.base import ENCODER, SSPMethod, deepest_channels
 from nnunet_ssp.methods.distributed import gather_with_grad, is_distributed
 from nnunet_ssp.methods.heads import ProjectionHead
-from nnunet_ssp.views import ssp_view
 
 
 def check_temperature(temperature: float) -> None:
@@ -95,13 +94,13 @@ class SimCLR(SSPMethod):
     global_loss = True
 
     def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int], num_epochs: int,
-                 temperature: float = 0.1, head_widths: Sequence[int] = (512, 512, 512)):
-        super().__init__(num_epochs)
+                 temperature: float = 0.1, head_widths: Sequence[int] = (512, 512, 512), augmentation: str = "ssp"):
+        super().__init__(num_epochs, augmentation)
         self.head = ProjectionHead(deepest_channels(network), head_widths)
         self.loss = NTXentLoss(temperature, gather_distributed=is_distributed())
 
     def view_transforms(self, patch_size, rotation, mirror_axes, nnunet_transforms):
-        view = ssp_view(patch_size, rotation, mirror_axes)
+        view = self.view_augmentation(patch_size, rotation, mirror_axes, nnunet_transforms)
         return [view, view]
 
     def embed_pair(self, network: nn.Module, views: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,91 @@
+"""Fine-tuning recipes: variant tokens, per-group rates, encoder freezing and decoder re-initialisation."""
+
+import pytest
+import torch
+
+from test_pretrain import make_trainer
+
+RECIPES = ["nnUNetTrainerSSPFinetune_lr1e2", "nnUNetTrainerSSPFinetune_warmup20pct_50epochs",
+           "nnUNetTrainerSSPFinetune_freeze10pct", "nnUNetTrainerSSPFinetune_encLr0p1_decoderReinit",
+           "nnUNetTrainerSSP_MIM_mask60_grid4", "nnUNetTrainerSSP_MIM_sspAug_100epochs",
+           "nnUNetTrainerSSP_PCL_t0p35_nnunetAug", "nnUNetTrainerSSP_SimCLR_warmup10pct_lr5e2", "nnUNetTrainer_lr5e3"]
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_variants_resolve_through_ext_trainer(nnunet_env, name):
+    import pickle
+
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    cls = recursive_find_trainer_class_by_name(name)
+    assert cls.__name__ == name and pickle.loads(pickle.dumps(cls)) is cls
+
+
+@pytest.mark.parametrize("name", ["nnUNetTrainerSSP_DINO_mask60", "nnUNetTrainer_freeze10pct",
+                                  "nnUNetTrainerSSP_MIM_t0p1", "nnUNetTrainerSSPFinetune_2epochs_3epochs",
+                                  "nnUNetTrainerSSPFinetune_poolOnly", "nnUNetTrainerSSP_DINO_sspAug"])
+def test_tokens_that_do_not_apply_make_no_trainer(nnunet_env, name):
+    from nnunet_ssp.variants import schedule_variant
+    assert schedule_variant(name) is None
+
+
+def test_tokens_set_the_settings(phantom_env):
+    finetune = make_trainer("nnUNetTrainerSSPFinetune_lr1e2_warmup20pct_freeze30pct_encLr0p1_decoderReinit_10epochs",
+                            fold=0)
+    assert (finetune.initial_lr, finetune.warmup_epochs(), finetune.frozen_encoder_epochs()) == (0.01, 2, 3)
+    assert finetune.encoder_lr_scale == 0.1 and finetune.reinitialize_decoder
+    mim = make_trainer("nnUNetTrainerSSP_MIM_mask60_grid4_sspAug")
+    assert mim.method_kwargs == {"mask_ratio": 0.6, "grid": 4, "augmentation": "ssp"}
+    mim.initialize()
+    assert (mim.method.grid, mim.method.mask_ratio, mim.method.augmentation) == (4, 0.6, "ssp")
+    assert make_trainer("nnUNetTrainerSSP_PCL_t0p35").method_kwargs == {"threshold": 0.35}
+
+
+def test_encoder_rate_keeps_its_ratio_through_warmup_and_decay(phantom_env):
+    trainer = make_trainer("nnUNetTrainerSSPFinetune_encLr0p1_warmup20pct_10epochs", fold=0)
+    trainer.initialize()
+    encoder_group, rest_group = trainer.optimizer.param_groups
+    assert {id(p) for p in encoder_group["params"]} == {id(p) for p in trainer.network.encoder.parameters()}
+    for epoch in range(10):
+        trainer.lr_scheduler.step(epoch)
+        assert encoder_group["lr"] == pytest.approx(0.1 * rest_group["lr"]) and rest_group["lr"] > 0
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+
+def _changed(before, module):
+    after = module.state_dict()
+    return any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_frozen_encoder_is_unchanged_for_k_epochs_then_updated(phantom_env, monkeypatch):
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    trainer = make_trainer("nnUNetTrainerSSPFinetune_freeze50pct_warmup0pct_2epochs_2iters", fold=0)
+    trainer.on_train_start()
+    encoder, decoder = _snapshot(trainer.network.encoder), _snapshot(trainer.network.decoder.stages)
+    for epoch in range(2):
+        trainer.on_train_epoch_start()
+        for _ in range(trainer.num_iterations_per_epoch):
+            trainer.train_step(next(trainer.dataloader_train))
+        trainer.current_epoch += 1
+        if epoch == 0:
+            assert not _changed(encoder, trainer.network.encoder), "the encoder moved while frozen"
+            assert _changed(decoder, trainer.network.decoder.stages)
+    assert _changed(encoder, trainer.network.encoder), "the encoder never moved after release"
+    trainer.on_train_end()
+
+
+def test_decoder_reinit_keeps_the_pretrained_encoder_only(phantom_env, monkeypatch):
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    trainer = make_trainer("nnUNetTrainerSSPFinetune_decoderReinit_1epochs_2iters", fold=0)
+    trainer.initialize()
+    with torch.no_grad():
+        for p in trainer.network.parameters():
+            p.fill_(0.5)  # stands in for pretrained weights loaded by -pretrained_weights
+    trainer.on_train_start()
+    state = trainer.network.state_dict()
+    assert all(torch.all(v == 0.5) for k, v in state.items() if k.startswith("encoder."))
+    stage = state["decoder.stages.0.convs.0.conv.weight"]
+    assert not torch.all(stage == 0.5) and stage.std() > 0
+    trainer.on_train_end()
