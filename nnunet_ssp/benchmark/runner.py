@@ -146,7 +146,7 @@ def _execute(run: Run, layout: Layout, device: str, evaluation: EvaluationSet, l
     pretrained = layout.checkpoint(run.pretraining) if run.pretraining else None
     steps = {"train": train_command(run, layout, device, pretrained, resume)}
     if run.kind != PRETRAIN:
-        processes = max(1, default_num_processes)
+        processes = worker_processes()
         steps["predict"] = predict_command(run, layout, device, evaluation.images, processes)
         steps["evaluate"] = evaluate_command(run, layout, evaluation.labels, processes)
         shutil.rmtree(layout.predictions(run), ignore_errors=True)
@@ -163,6 +163,11 @@ def _execute(run: Run, layout: Layout, device: str, evaluation: EvaluationSet, l
                    f"(elapsed {timedelta(seconds=round(time.monotonic() - start))})")
     write_marker(run, layout, list(steps.values()), seconds)
     log.write(f"finished {run.name} in {sum(seconds.values()):.1f} s")
+
+
+def worker_processes() -> int:
+    """nnU-Net's worker count (`nnUNet_def_n_proc`) read at call time, not when nnU-Net was imported."""
+    return max(1, int(os.environ.get("nnUNet_def_n_proc", default_num_processes)))
 
 
 def call_logged(argv: List[str], env: Dict[str, str], log_file: Path, what: str) -> None:
