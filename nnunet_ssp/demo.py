@@ -13,7 +13,7 @@ from typing import Tuple
 
 from nnunet_ssp.benchmark import BenchmarkSettings, run_benchmark
 from nnunet_ssp.benchmark.grid import BASELINE, Layout, plan_runs
-from nnunet_ssp.converters import convert_acdc
+from nnunet_ssp.converters import convert_acdc, subject_of_case
 from nnunet_ssp.cpu_plans import CPU_PLANS_NAME, plan_and_preprocess_cpu
 from nnunet_ssp.phantom import generate_phantom
 from nnunet_ssp.splits import make_splits
@@ -69,7 +69,7 @@ def prepare_demo_dataset(out: Path, settings: DemoSettings) -> str:
 
 
 def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, raw: Path, out_png: Path) -> Path:
-    """Mid-ventricular slices of the test cases: image, ground truth, baseline and pretrained fine-tuned."""
+    """The slice with most labels of a few test cases: image, ground truth, baseline and pretrained fine-tuned."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,7 +80,10 @@ def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, 
 
     runs = [r for r in plan_runs(settings, folds) if r.kind != "pretrain" and r.labelled_subjects == settings.subjects[0]]
     runs.sort(key=lambda r: r.method != BASELINE)
-    cases = sorted(p.name for p in (raw / "labelsTs").glob("*.nii.gz"))
+    by_subject = {}
+    for path in sorted((raw / "labelsTs").glob("*.nii.gz")):
+        by_subject.setdefault(subject_of_case(path.name[:-len(".nii.gz")]), path.name)
+    cases = list(by_subject.values())[:4]  # the first labelled frame (ED) of up to four test subjects
     fig, axes = plt.subplots(len(cases), 2 + len(runs), figsize=(2.4 * (2 + len(runs)), 2.4 * len(cases)),
                              squeeze=False)
     for row, case in enumerate(cases):

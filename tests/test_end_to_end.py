@@ -77,3 +77,17 @@ def test_each_method_pretrains_one_epoch_and_fine_tunes_through_nnunet(planned_d
     run("nnUNetv2_train", str(DATASET_ID), "2d", "1", "-tr", "nnUNetTrainerSSPFinetune_1epochs_3iters", "-device",
         "cpu", "-pretrained_weights", str(checkpoint))
     assert (results_folder("nnUNetTrainerSSPFinetune_1epochs_3iters") / "fold_1" / "checkpoint_final.pth").is_file()
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_question_on_the_phantom(tmp_path, monkeypatch):
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("nnUNet_def_n_proc", "1")
+    out = tmp_path / "demo"
+    printed = run("nnunet-ssp", "demo", "--out", str(out), "--epochs", "1", "--iters", "2")
+    assert "| baseline |" in printed and "| mim |" in printed
+    for name in ("results.csv", "report.md", "dice_vs_subjects.png", "predictions.png"):
+        assert (out / "benchmark" / name).is_file(), name
+    again = run("nnunet-ssp", "demo", "--out", str(out), "--epochs", "1", "--iters", "2")
+    assert "0 to do" in again
