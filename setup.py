@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
@@ -5,7 +7,7 @@ setup(
     version="0.1.0",
     description="Self-supervised pretraining (SimCLR, PCL, DINO, MIM) for the network nnU-Net v2 plans, "
                 "with a fine-tune trainer and label-efficiency experiments.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=(Path(__file__).parent / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
@@ -21,6 +23,9 @@ setup(
         "SimpleITK>=2.2",
         "numpy>=1.24",
         "acvl-utils>=0.2",
+        "blosc2>=2.0",
+        "nibabel>=5.0",
+        "threadpoolctl>=3.0",
         "scipy>=1.10",
         "matplotlib>=3.6",
         "tqdm>=4.60",

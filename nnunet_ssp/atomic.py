@@ -11,11 +11,14 @@ from typing import Any, Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
+# read once at import (os.umask can only be read by setting it, which would race with threads creating files)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def _default_permissions(path: Path) -> None:
     """Give a private temporary file or folder the permissions a newly created one would have (umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~_UMASK)
 
 
 @contextmanager
@@ -37,19 +40,24 @@ def atomic_path(target: PathLike) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(target: PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside `target`; move it onto `target` only if the block succeeds."""
+    """Yield a temporary folder beside `target`; move it onto `target` only if the block succeeds.
+
+    An existing `target` is renamed aside first and deleted only once the new folder is in place.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     _default_permissions(tmp)
+    old = target.parent / f".{target.name}.old.{tmp.name}"
     try:
         yield tmp
         if target.exists():
-            shutil.rmtree(target)
+            os.replace(target, old)
         os.replace(tmp, target)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover)
 
 
 def write_json(obj: Any, target: PathLike) -> None:

@@ -5,6 +5,8 @@ from typing import Optional, Sequence
 
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
+from nnunet_ssp.errors import InputError
+
 CPU_PLANS_NAME = "nnUNetPlansCPU"
 
 
@@ -40,7 +42,11 @@ def plan_and_preprocess_cpu(dataset_id: int, configurations: Sequence[str] = ("2
     from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
 
-    dataset_name = convert_id_to_dataset_name(dataset_id)
+    try:
+        dataset_name = convert_id_to_dataset_name(dataset_id)
+    except RuntimeError:
+        raise InputError(f"There is no dataset with ID {dataset_id} in nnUNet_raw or nnUNet_preprocessed "
+                         f"({os.environ.get('nnUNet_raw')}, {os.environ.get('nnUNet_preprocessed')}).") from None
     if not os.path.isfile(os.path.join(nnUNet_preprocessed, dataset_name, "dataset_fingerprint.json")):
         extract_fingerprint_dataset(dataset_id, num_processes=num_processes, check_dataset_integrity=True,
                                     clean=True, verbose=False)

@@ -4,16 +4,17 @@ Use as `nnUNetv2_train D 2d F -tr nnUNetTrainerSSPFinetune -pretrained_weights <
 nnU-Net's own loader copies every weight except the output layers; everything else (Dice + CE loss with deep
 supervision, augmentation, validation with 3D Dice) is nnU-Net's. Recipe settings, changed by variant tokens
 (`nnunet_ssp.variants`): `encoder_lr_scale` (encoder rate relative to the rest, kept through warm-up and decay),
-`freeze_encoder_fraction` (encoder frozen for the first part of the epochs) and `reinitialize_decoder` (a fresh
-decoder after loading, so only the encoder transfers).
+`freeze_encoder_fraction` (encoder not updated for the first part of the epochs) and `reinitialize_decoder` (a
+fresh decoder after loading, so only the encoder transfers). Checkpoints are written under a temporary name and
+renamed.
 """
-
-from typing import List
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch import distributed as dist
 from torch import nn
 
+from nnunet_ssp.atomic import atomic_path
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 
 
@@ -49,35 +50,48 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
         """Epochs at the start during which the encoder is not updated."""
         return round(self.freeze_encoder_fraction * self.num_epochs)
 
-    def encoder_parameters(self) -> List[nn.Parameter]:
-        """The encoder's parameters."""
-        return list(bare_network(self.network).encoder.parameters())
-
     def configure_optimizers(self):
-        encoder = self.encoder_parameters()
+        encoder = list(bare_network(self.network).encoder.parameters())
         encoder_ids = {id(p) for p in encoder}
         rest = [p for p in self.network.parameters() if id(p) not in encoder_ids]
-        groups = [{"params": encoder, "lr_scale": self.encoder_lr_scale}, {"params": rest, "lr_scale": 1.0}]
+        # the rest first: nnU-Net logs and plots the rate of group 0
+        groups = [{"params": rest, "lr_scale": 1.0}, {"params": encoder, "lr_scale": self.encoder_lr_scale}]
         optimizer = torch.optim.SGD(groups, self.initial_lr, weight_decay=self.weight_decay, momentum=0.99,
                                     nesterov=True)
         return optimizer, EpochLRSchedule(optimizer, self.initial_lr, self.num_epochs, self.warmup_epochs(), "poly")
 
     def on_train_start(self) -> None:
         super().on_train_start()
-        if self.reinitialize_decoder:
-            fresh = self.build_network_architecture(
-                self.plans_manager, self.configuration_manager, self.num_input_channels,
-                self.label_manager.num_segmentation_heads, self.enable_deep_supervision).state_dict()
-            network = bare_network(self.network)
-            state = network.state_dict()
-            state.update({k: v for k, v in fresh.items() if is_decoder_key(k)})
-            network.load_state_dict(state)
-            self.print_to_log_file("Decoder re-initialised as nnU-Net builds it: only the pretrained encoder is kept.")
+        if self.reinitialize_decoder and self.current_epoch == 0:  # a fresh start, not a --c resume
+            self._reinitialize_decoder()
+
+    def _reinitialize_decoder(self) -> None:
+        fresh = self.build_network_architecture(
+            self.plans_manager, self.configuration_manager, self.num_input_channels,
+            self.label_manager.num_segmentation_heads, self.enable_deep_supervision).to(self.device).state_dict()
+        network = bare_network(self.network)
+        state = network.state_dict()
+        for key in filter(is_decoder_key, state):
+            state[key] = fresh[key]
+            if self.is_ddp:
+                dist.broadcast(state[key], src=0)
+        network.load_state_dict(state)
+        self.print_to_log_file("Decoder re-initialised as nnU-Net builds it: only the pretrained encoder is kept.")
 
     def on_train_epoch_start(self) -> None:
-        frozen = self.current_epoch < self.frozen_encoder_epochs()
-        for parameter in self.encoder_parameters():
-            parameter.requires_grad_(not frozen)
-        if frozen:
-            self.print_to_log_file("Encoder frozen in this epoch.")
         super().on_train_epoch_start()
+        encoder_group = self.optimizer.param_groups[1]
+        if self.current_epoch < self.frozen_encoder_epochs():
+            # a zero rate freezes the encoder without touching requires_grad, which DDP does not allow
+            encoder_group["lr"] = 0.0
+            self.print_to_log_file("Encoder frozen in this epoch.")
+        elif self.current_epoch == self.frozen_encoder_epochs() > 0:
+            for parameter in encoder_group["params"]:
+                self.optimizer.state.get(parameter, {}).pop("momentum_buffer", None)  # no jump from frozen epochs
+
+    def save_checkpoint(self, filename: str) -> None:
+        if self.local_rank != 0 or self.disable_checkpointing:
+            super().save_checkpoint(filename)
+            return
+        with atomic_path(filename) as tmp:
+            super().save_checkpoint(str(tmp))

@@ -11,7 +11,9 @@ checkpoint cadence and `--c`; the differences:
 - checkpoints hold nnU-Net's usual keys (`network_weights` is the plans-built U-Net's state dict) plus an `ssp`
   record (what was trained, on which plans and data, hyperparameters, and the method's resume state), load with
   `torch.load(weights_only=True)` and are written under a temporary name, then renamed;
-- the final segmentation validation is replaced by `ssp_summary.json`.
+- the final segmentation validation is replaced by `ssp_summary.json`;
+- no `torch.compile` (nnU-Net compiles its network on the GPU by default): the method's hooks and heads run
+  around the U-Net.
 """
 
 import json
@@ -109,6 +111,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             "num_epochs": self.num_epochs, "num_iterations_per_epoch": self.num_iterations_per_epoch,
             "num_val_iterations_per_epoch": self.num_val_iterations_per_epoch,
             "batch_size": self.configuration_manager.batch_size, "ssp_data": self.ssp_data,
+            "batch_size_per_process": getattr(self, "batch_size", self.configuration_manager.batch_size),
         }
 
     def warmup_epochs(self) -> int:
@@ -133,8 +136,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         tr_keys, val_keys = self.do_split()
         transpose = self.plans_manager.transpose_forward
         pool = pool_folder(self.preprocessed_dataset_folder_base, self.configuration_manager.data_identifier)
-        # the labelled cases follow the base-to-apex direction the pool was prepared with (--flip-base-apex)
-        flip = (pool / REPORT_FILE).is_file() and json.loads((pool / REPORT_FILE).read_text())["flip_base_apex"]
+        flip = self._pool_flip(pool)
         labelled = labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose, flip)
         val = labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose, flip)
         train = labelled if self.ssp_data != "pool" else SliceTable()
@@ -148,7 +150,22 @@ class nnUNetTrainerSSP(nnUNetTrainer):
                              f"only; prepare it with `nnunet-ssp prepare-unlabeled`.")
         elif self.ssp_data == "both":
             self.print_to_log_file(f"No unlabeled pool in {pool}: pretraining on the labelled training cases only.")
+        if len(train) == 0:
+            raise InputError(f"{pool / MANIFEST_FILE if self.ssp_data == 'pool' else self.preprocessed_dataset_folder} "
+                             f"holds no slice of a training subject to pretrain on.")
         return train, val
+
+    @staticmethod
+    def _pool_flip(pool) -> bool:
+        """Whether the pool was prepared with --flip-base-apex (the labelled cases must follow it)."""
+        report = pool / REPORT_FILE
+        if not report.is_file():
+            return False
+        try:
+            return bool(json.loads(report.read_text())["flip_base_apex"])
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{report} is not a report of prepare-unlabeled (no readable flip_base_apex); "
+                             f"run prepare-unlabeled again.") from None
 
     def get_dataloaders(self):
         patch_size = self.configuration_manager.patch_size
@@ -192,7 +209,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         views, positions = self._batch_to_device(batch)
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            loss, extras = self.training_model(views, positions, self.current_epoch)
+            loss = self.training_model(views, positions, self.current_epoch)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         # a global loss is the same on every rank; DDP averages gradients, so scale back to the global gradient
         objective = loss * dist.get_world_size() if self.is_ddp and self.method.global_loss else loss
@@ -211,11 +228,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         step = self.current_epoch * self.num_iterations_per_epoch + self._step_in_epoch
         self.method.after_optimizer_step(self.network, step, self.num_epochs * self.num_iterations_per_epoch)
         self._step_in_epoch += 1
-        return {"loss": loss.detach().cpu().numpy(), **{k: v.detach().cpu().numpy() for k, v in extras.items()}}
-
-    def on_train_epoch_end(self, train_outputs: List[dict]) -> None:
-        super().on_train_epoch_end(train_outputs)
-        self._record_extras("train", train_outputs)
+        return {"loss": loss.detach().cpu().numpy()}
 
     def on_validation_epoch_start(self) -> None:
         self.training_model.eval()
@@ -227,12 +240,11 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         if self._visual_views is None:
             self._visual_views = views
         with self._autocast():
-            loss, extras = self.training_model(views, positions, self.current_epoch)
-            method_z = self.method.embed(self.network, views[0])
-            encoder_z = global_average_pool(self.network.encoder(views[0])[-1])
-        self._probe_batches.append((method_z.float().cpu(), encoder_z.float().cpu(), batch["positions"],
-                                    batch["subjects"]))
-        return {"loss": loss.detach().cpu().numpy(), **{k: v.detach().cpu().numpy() for k, v in extras.items()}}
+            loss = self.training_model(views, positions, self.current_epoch)
+            deepest = self.network.encoder(views[0])[-1]
+        self._probe_batches.append((self.method.embed(deepest).float().cpu(), global_average_pool(deepest).float().cpu(),
+                                    batch["positions"], batch["subjects"]))
+        return {"loss": loss.detach().cpu().numpy()}
 
     def on_validation_epoch_end(self, val_outputs: List[dict]) -> None:
         loss = float(np.mean(collate_outputs(val_outputs)["loss"]))
@@ -243,17 +255,12 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         self.logger.log("val_losses", loss, self.current_epoch)
         self.logger.log("mean_fg_dice", -loss, self.current_epoch)
         self.logger.log("dice_per_class_or_region", [-loss], self.current_epoch)
-        self._record_extras("val", val_outputs)
         method_z, encoder_z, positions, subjects = zip(*self._probe_batches)
         probes = encoder_probes(torch.cat(method_z), torch.cat(encoder_z), torch.cat(positions),
                                 [s for b in subjects for s in b])
-        self._record_extras("val", [probes])
-
-    def _record_extras(self, stage: str, outputs: List[dict]) -> None:
-        collated = collate_outputs(outputs)
-        for key in sorted(k for k in collated if k != "loss"):
-            self.ssp_history.setdefault(f"{stage}_{key}", []).append(float(np.mean(collated[key])))
-            self.print_to_log_file(f"{stage} {key}: {np.round(self.ssp_history[f'{stage}_{key}'][-1], 4)}")
+        for key, value in probes.items():
+            self.ssp_history.setdefault(f"val_{key}", []).append(value)
+            self.print_to_log_file(f"val {key}: {np.round(value, 4)}")
 
     def on_epoch_end(self) -> None:
         last = self.current_epoch == self.num_epochs - 1
@@ -354,7 +361,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             "best_val_loss": float(np.min(val)) if val else None,
             "best_epoch": int(np.argmin(val)) if val else None,
             "seconds_per_epoch": float(np.mean(durations)) if val else None,
-            "train_images_per_second": float(images / np.mean(durations)) if val else None,
+            "training_images_per_epoch_second": float(images / np.mean(durations)) if val else None,
             "history": self.ssp_history,
             "checkpoint": join(self.output_folder, "checkpoint_final.pth"),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -1,12 +1,11 @@
 """Per-epoch learning-rate schedules with nnU-Net's `step(epoch)` interface that keep per-group ratios.
 
 nnU-Net's `PolyLRScheduler` writes one rate into every parameter group. These schedules compute one base rate
-per epoch and give each group `base * group.get("lr_scale", 1.0)`, so a head or an encoder can run at a fixed
-fraction of the rest through warm-up and decay.
+per epoch and give each group `base * group.get("lr_scale", 1.0)`, so an encoder can run at a fixed fraction of the
+rest through warm-up and decay (fine-tuning's `encLr0p<D>`).
 """
 
 import math
-from typing import Optional
 
 from torch.optim import Optimizer
 
@@ -64,7 +63,6 @@ class EpochLRSchedule:
         self.decay = decay
         self.final_lr = final_lr
         self.exponent = exponent
-        self.last_epoch: Optional[int] = None
 
     def base_rate(self, epoch: int) -> float:
         """The rate of a group with `lr_scale` 1 at `epoch`."""
@@ -81,8 +79,3 @@ class EpochLRSchedule:
         base = self.base_rate(epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = base * group.get("lr_scale", 1.0)
-        self.last_epoch = epoch
-
-    def get_last_lr(self):
-        """The rate of each group after the last `step`."""
-        return [group["lr"] for group in self.optimizer.param_groups]

@@ -3,7 +3,6 @@
 from typing import List, Sequence
 
 import blosc2
-import numpy as np
 import torch
 from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
@@ -18,7 +17,7 @@ class SSPSliceLoader(nnUNetDataLoader):
     """nnU-Net's 2D loader with labels unused: a random crop of a uniformly drawn slice, one transform per view.
 
     Each batch is a dict with `views` (one tensor B x C x h x w per view transform, every view of sample b made
-    from the same crop), `rows` (slice-table rows), `positions` (base-to-apex, float) and `subjects`.
+    from the same crop), `positions` (base-to-apex, float) and `subjects`.
     """
 
     def __init__(self, table: SliceTable, batch_size: int, crop_size: Sequence[int], patch_size: Sequence[int],
@@ -28,24 +27,11 @@ class SSPSliceLoader(nnUNetDataLoader):
             raise ValueError(f"pretraining works on 2D patches; got a patch size of {tuple(crop_size)}")
         self.has_ignore = False  # labels are never used: crops are drawn without looking at class locations
         self.view_transforms = view_transforms
-        self._open_arrays = {}
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_open_arrays"] = {}  # blosc2 handles stay in the process that opened them
-        return state
-
-    def _array(self, row: int):
-        path = self._data.data_file(row)
-        array = self._open_arrays.get(path)
-        if array is None:
-            array = blosc2.open(urlpath=path, mode="r", dparams={"nthreads": 1}, mmap_mode="r")
-            self._open_arrays[path] = array
-        return array
 
     def crop(self, row: int) -> torch.Tensor:
         """A random crop (C x h x w, at the loader's crop size) of slice `row`, padded with 0 where needed."""
-        data = self._array(row)
+        # opened per call, as nnU-Net's dataset does: a cache of handles would hold a file open per case per worker
+        data = blosc2.open(urlpath=self._data.data_file(row), mode="r", dparams={"nthreads": 1}, mmap_mode="r")
         z = self._data.z[row]
         lbs, ubs = self.get_bbox((1, *data.shape[2:]), force_fg=False, class_locations=None)
         bbox = [[z, z + 1]] + [[lb, ub] for lb, ub in zip(lbs[1:], ubs[1:])]
@@ -64,7 +50,6 @@ class SSPSliceLoader(nnUNetDataLoader):
                     views[v][b] = view
         return {
             "views": views,
-            "rows": torch.as_tensor(np.asarray(rows), dtype=torch.long),
             "positions": torch.tensor([self._data.position[r] for r in rows], dtype=torch.float32),
             "subjects": [self._data.subject[r] for r in rows],
         }

@@ -43,7 +43,7 @@ def test_tokens_set_the_settings(phantom_env):
 def test_encoder_rate_keeps_its_ratio_through_warmup_and_decay(phantom_env):
     trainer = make_trainer("nnUNetTrainerSSPFinetune_encLr0p1_warmup20pct_10epochs", fold=0)
     trainer.initialize()
-    encoder_group, rest_group = trainer.optimizer.param_groups
+    rest_group, encoder_group = trainer.optimizer.param_groups
     assert {id(p) for p in encoder_group["params"]} == {id(p) for p in trainer.network.encoder.parameters()}
     for epoch in range(10):
         trainer.lr_scheduler.step(epoch)
@@ -76,9 +76,10 @@ def test_frozen_encoder_is_unchanged_for_k_epochs_then_updated(phantom_env, monk
     trainer.on_train_end()
 
 
-def test_decoder_reinit_keeps_the_pretrained_encoder_only(phantom_env, monkeypatch):
+def test_decoder_reinit_keeps_the_pretrained_encoder_only_and_never_on_resume(phantom_env, monkeypatch):
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    trainer = make_trainer("nnUNetTrainerSSPFinetune_decoderReinit_1epochs_2iters", fold=0)
+    name = "nnUNetTrainerSSPFinetune_decoderReinit_1epochs_2iters"
+    trainer = make_trainer(name, fold=0)
     trainer.initialize()
     with torch.no_grad():
         for p in trainer.network.parameters():
@@ -88,4 +89,11 @@ def test_decoder_reinit_keeps_the_pretrained_encoder_only(phantom_env, monkeypat
     assert all(torch.all(v == 0.5) for k, v in state.items() if k.startswith("encoder."))
     stage = state["decoder.stages.0.convs.0.conv.weight"]
     assert not torch.all(stage == 0.5) and stage.std() > 0
+    trainer.save_checkpoint(str(phantom_env["nnUNet_results"] / "trained.pth"))
     trainer.on_train_end()
+
+    resumed = make_trainer(name, fold=0)
+    resumed.load_checkpoint(str(phantom_env["nnUNet_results"] / "trained.pth"))  # as --c does
+    resumed.on_train_start()
+    assert torch.equal(resumed.network.state_dict()["decoder.stages.0.convs.0.conv.weight"], stage)
+    resumed.on_train_end()

@@ -58,7 +58,7 @@ def test_mim_reconstructs_one_channel_per_input_channel_and_trains_encoder_and_d
     mask, reconstruction = method.reconstruct(network, image)
     assert reconstruction.shape == image.shape
     assert mask.float().mean().item() == pytest.approx(0.75)
-    loss, _ = method(network, [image], torch.zeros(3), epoch=0)
+    loss = method(network, [image], torch.zeros(3), epoch=0)
     loss.backward()
     trained = {id(p) for p in method.trained_parameters(network)}
     seg_layer = {id(p) for p in network.decoder.seg_layers.parameters()}

@@ -143,7 +143,8 @@ def test_short_run_on_the_phantom_does_not_collapse(phantom_env, name):
     trainer = make_trainer(name)
     trainer.run_training()
     spread = trainer.ssp_history["val_embedding_spread"]
-    dimension = trainer.method.embed(trainer.network, torch.zeros(2, 1, *trainer.configuration_manager.patch_size)).shape[1]
+    image = torch.zeros(2, 1, *trainer.configuration_manager.patch_size)
+    dimension = trainer.method.embed(trainer.network.encoder(image)[-1]).shape[1]
     # uniformly spread unit vectors give about 1/sqrt(D); a collapsed embedding gives about 0
     assert spread[-1] > 0.2 / dimension ** 0.5, spread
     assert len(trainer.ssp_history["val_position_knn_accuracy"]) == 3
@@ -171,3 +172,18 @@ def test_pretraining_draws_from_labelled_cases_and_the_unlabeled_pool(phantom_en
     positions = {}
     for subject, index, position in zip(tables["both"].subject, tables["both"].slice_index, tables["both"].position):
         assert positions.setdefault((subject, index), position) == position
+
+
+def test_a_pool_without_training_slices_is_refused_with_its_manifest(phantom_env, tmp_path):
+    from nnunet_ssp.errors import InputError
+    from nnunet_ssp.unlabeled import MANIFEST_FILE
+    from nnunet_ssp.unlabeled.manifest import COLUMNS
+
+    trainer = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters_poolOnly")
+    base = tmp_path / "Dataset501_Phantom"
+    (base / "nnUNetPlansCPU_2d_unlabeled").mkdir(parents=True)
+    (base / "nnUNetPlansCPU_2d").symlink_to(trainer.preprocessed_dataset_folder)
+    (base / "nnUNetPlansCPU_2d_unlabeled" / MANIFEST_FILE).write_text(",".join(COLUMNS) + "\n")
+    trainer.preprocessed_dataset_folder_base = str(base)
+    with pytest.raises(InputError, match=r"nnUNetPlansCPU_2d_unlabeled/manifest.csv holds no slice"):
+        trainer.get_slice_tables()

@@ -23,6 +23,8 @@ def _run_trainer_path(args: argparse.Namespace) -> None:
 
 
 def _run_env(args: argparse.Namespace) -> None:
+    import shlex
+
     from nnunet_ssp.environment import environment_exports
     for name, value in environment_exports().items():
-        print(f'export {name}="{value}"')
+        print(f"export {name}={value if value.startswith('$HOME/') else shlex.quote(value)}")

@@ -1,12 +1,13 @@
 """What every self-supervised method provides to the shared pretraining trainer."""
 
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from batchgeneratorsv2.helpers.scalar_type import RandomScalar
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 from torch import nn
 
+from nnunet_ssp.methods.heads import global_average_pool
 from nnunet_ssp.views import ssp_view
 
 ENCODER = "encoder"
@@ -35,9 +36,9 @@ class SSPMethod(nn.Module):
     final_lr: float = 0.0
     global_loss: bool = False
 
-    def __init__(self, num_epochs: int, augmentation: str = "nnunet"):
+    def __init__(self, num_epochs: int, augmentation: Optional[str] = "nnunet"):
         super().__init__()
-        if augmentation not in AUGMENTATIONS:
+        if augmentation is not None and augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {augmentation!r}")
         self.num_epochs = num_epochs
         self.augmentation = augmentation
@@ -61,13 +62,13 @@ class SSPMethod(nn.Module):
         return [p for p in params.values() if not _is_output_layer(network, p)]
 
     def forward(self, network: nn.Module, views: List[torch.Tensor], positions: torch.Tensor,
-                epoch: int) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """The loss of one batch and detached extra values to log (averaged per epoch)."""
+                epoch: int) -> torch.Tensor:
+        """The loss of one batch."""
         raise NotImplementedError
 
-    def embed(self, network: nn.Module, image: torch.Tensor) -> torch.Tensor:
-        """The embedding whose spread shows collapse: by default the pooled deepest encoder features (N x C)."""
-        return network.encoder(image)[-1].mean(dim=(2, 3))
+    def embed(self, deepest_features: torch.Tensor) -> torch.Tensor:
+        """The embedding whose spread shows collapse, from the deepest encoder features: by default their pool."""
+        return global_average_pool(deepest_features)
 
     def before_optimizer_step(self, epoch: int) -> None:
         """Hook after backward, before the optimiser step (e.g. freezing a layer's gradients)."""

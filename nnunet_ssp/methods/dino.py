@@ -165,7 +165,7 @@ class DINO(SSPMethod):
     def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int], num_epochs: int,
                  out_dim: int = 8192, num_local_crops: int = 6, teacher_momentum: float = 0.996,
                  freeze_last_layer_epochs: int = 1, warmup_teacher_fraction: float = 0.3):
-        super().__init__(num_epochs)
+        super().__init__(num_epochs, augmentation=None)  # DINO builds its own crops
         self.num_local_crops = num_local_crops
         self.teacher_momentum = teacher_momentum
         self.freeze_last_layer_epochs = freeze_last_layer_epochs
@@ -188,11 +188,11 @@ class DINO(SSPMethod):
         student = list(self.head(network.encoder(global_crops)[-1]).chunk(2))
         if len(views) > 2:
             student += list(self.head(network.encoder(torch.cat(views[2:]))[-1]).chunk(len(views) - 2))
-        return self.loss(teacher, student, epoch), {}
+        return self.loss(teacher, student, epoch)
 
-    def embed(self, network: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    def embed(self, deepest_features: torch.Tensor) -> torch.Tensor:
         """The student head's bottleneck (before the prototypes), where DINO's collapse shows."""
-        return self.head.mlp(global_average_pool(network.encoder(image)[-1]))
+        return self.head.mlp(global_average_pool(deepest_features))
 
     def before_optimizer_step(self, epoch: int) -> None:
         if epoch < self.freeze_last_layer_epochs:

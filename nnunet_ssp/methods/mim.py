@@ -10,7 +10,7 @@ input channel; the loss is the mean squared error over the masked pixels only:
 Encoder and decoder are trained (everything except the segmentation output layer).
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -93,10 +93,10 @@ class MaskedImageModelling(SSPMethod):
         return mask, self.reconstruction_head(self.decoder_features(network, masked))
 
     def forward(self, network: nn.Module, views: List[torch.Tensor], positions: torch.Tensor,
-                epoch: int) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+                epoch: int) -> torch.Tensor:
         image = views[0]
         mask, reconstruction = self.reconstruct(network, image)
-        return masked_mse(reconstruction, image, mask), {}
+        return masked_mse(reconstruction, image, mask)
 
     @torch.no_grad()
     def write_visual(self, network: nn.Module, views: List[torch.Tensor], filename: str, num_images: int = 4) -> bool:

@@ -81,4 +81,4 @@ class PositionalContrastiveLearning(SimCLR):
 
     def forward(self, network, views, positions, epoch):
         z_a, z_b = self.embed_pair(network, views)
-        return self.loss(z_a, z_b, positions), {}
+        return self.loss(z_a, z_b, positions)

@@ -51,7 +51,6 @@ def encoder_probes(method_z: torch.Tensor, encoder_z: torch.Tensor, positions: t
     Subjects are split alternately (sorted) into a neighbour bank and queries, so a query never finds another view
     of its own slice. The kNN accuracy is NaN when fewer than two subjects or too few bank samples are present.
     """
-    z = encoder_z
     signals = {"embedding_spread": embedding_spread(method_z) if method_z.shape[0] > 1 else float("nan"),
                "position_knn_accuracy": float("nan")}
     bank_subjects = set(sorted(set(subjects))[::2])
@@ -59,5 +58,6 @@ def encoder_probes(method_z: torch.Tensor, encoder_z: torch.Tensor, positions: t
     if in_bank.all() or not in_bank.any() or int(in_bank.sum()) < k:
         return signals
     bins = position_bins(positions)
-    signals["position_knn_accuracy"] = knn_accuracy(z[in_bank], bins[in_bank], z[~in_bank], bins[~in_bank], k)
+    signals["position_knn_accuracy"] = knn_accuracy(encoder_z[in_bank], bins[in_bank], encoder_z[~in_bank],
+                                                    bins[~in_bank], k)
     return signals

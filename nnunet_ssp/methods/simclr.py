@@ -108,10 +108,10 @@ class SimCLR(SSPMethod):
         z = self.head(network.encoder(torch.cat(views[:2]))[-1])
         return z[:len(views[0])], z[len(views[0]):]
 
-    def embed(self, network: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    def embed(self, deepest_features: torch.Tensor) -> torch.Tensor:
         """Projection-head embeddings, where contrastive collapse shows first."""
-        return self.head(network.encoder(image)[-1])
+        return self.head(deepest_features)
 
     def forward(self, network, views, positions, epoch):
         z_a, z_b = self.embed_pair(network, views)
-        return self.loss(z_a, z_b), {}
+        return self.loss(z_a, z_b)
