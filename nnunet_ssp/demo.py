@@ -16,6 +16,7 @@ from nnunet_ssp.benchmark.grid import BASELINE, Layout, plan_runs
 from nnunet_ssp.converters import convert_acdc, subject_of_case
 from nnunet_ssp.cpu_plans import CPU_PLANS_NAME, plan_and_preprocess_cpu
 from nnunet_ssp.phantom import generate_phantom
+from nnunet_ssp.roots import preprocessed_dataset_folder, raw_dataset_folder
 from nnunet_ssp.splits import make_splits
 from nnunet_ssp.unlabeled import prepare_unlabeled
 
@@ -51,8 +52,8 @@ def demo_environment(out: Path) -> dict:
 def prepare_demo_dataset(out: Path, settings: DemoSettings) -> str:
     """Phantom, conversion, plans and the unlabeled pool; each step is skipped when its output exists."""
     cines = out / "cines"
-    raw = Path(os.environ["nnUNet_raw"]) / f"Dataset{DEMO_DATASET_ID:03d}_{DEMO_DATASET_NAME}"
-    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / raw.name
+    raw = raw_dataset_folder(f"Dataset{DEMO_DATASET_ID:03d}_{DEMO_DATASET_NAME}")
+    preprocessed = preprocessed_dataset_folder(raw.name)
     if not (cines / f"patient{settings.subjects:03d}" / "Info.cfg").is_file():
         print(f"1/4 Generating {settings.subjects} phantom subjects in {cines}")
         generate_phantom(cines, settings.subjects, settings.seed, image_size=settings.image_size,
@@ -121,7 +122,7 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings()) -> Path:
                                   plans=CPU_PLANS_NAME, out=out / "benchmark", device="cpu")
     result = run_benchmark(benchmark)
     folds = make_splits(dataset_name, benchmark.subjects, benchmark.seeds, plans=CPU_PLANS_NAME).folds
-    raw = Path(os.environ["nnUNet_raw"]) / dataset_name
+    raw = raw_dataset_folder(dataset_name)
     figure = prediction_figure(Layout(result.out, dataset_name, CPU_PLANS_NAME), benchmark, folds, raw,
                                result.out / "predictions.png")
     print(result.report.report_file.read_text().split("\n## ", 2)[1].split("\n", 1)[1])

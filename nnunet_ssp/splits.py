@@ -28,9 +28,9 @@ from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folde
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.converters.cases import subject_of_case
-from nnunet_ssp.converters.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
 from nnunet_ssp.converters.subject_splits import N_FOLDS, SPLITS_FILE, draw_test_subjects, subject_folds
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
 
 SIDECAR_FILE = "splits_ssp.json"
 VALIDATION_FRACTION = 0.2
@@ -246,10 +246,7 @@ def _load_dataset(dataset: Union[int, str], subject_pattern: Optional[str]) -> _
     except ValueError as e:
         hint = "; name the subjects with --subject-pattern" if subject_pattern is None else ""
         raise InputError(f"{images}: {str(e).rstrip('.')}{hint}.") from None
-    preprocessed = preprocessed_dataset_folder(name)
-    if preprocessed is None:
-        raise InputError("The environment variable nnUNet_preprocessed is not set; export it (see `nnunet-ssp env`).")
-    return _Dataset(name, images, cases_of, preprocessed / SPLITS_FILE)
+    return _Dataset(name, images, cases_of, preprocessed_dataset_folder(name) / SPLITS_FILE)
 
 
 def _plan(data: _Dataset, sizes: Sequence[int], seeds: Sequence[int], val_subjects: Optional[int]) -> List[LabelFold]:

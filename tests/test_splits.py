@@ -11,6 +11,7 @@ from nnunet_ssp.cli import main
 from nnunet_ssp.converters import convert_acdc, subject_of_case
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.splits import SIDECAR_FILE, fold_index, make_splits, plan_label_folds
+from nnunet_ssp.unlabeled import prepare_unlabeled
 from test_convert import make_acdc
 
 NAME = "Dataset001_ACDC"
@@ -207,6 +208,19 @@ def test_empty_dataset_and_unknown_dataset_are_refused(nnunet_env, capsys):
     images = nnunet_env["nnUNet_raw"] / "Dataset005_Empty" / "imagesTr"
     _expect_refusal(capsys, ["make-splits", "-d", "5"], str(images), "there are no training cases")
     _expect_refusal(capsys, ["make-splits", "-d", "77"], "No nnU-Net dataset with ID 77")
+
+
+@pytest.mark.parametrize("unset", ["nnUNet_raw", "nnUNet_preprocessed"])
+def test_unset_data_roots_are_refused_with_their_name(acdc12, monkeypatch, tmp_path, unset):
+    monkeypatch.delenv(unset)
+    expected = f"The environment variable {unset} is not set; export it (see `nnunet-ssp env`)."
+    with pytest.raises(InputError) as error:
+        make_splits(NAME, [1], [0])
+    assert str(error.value) == expected
+    if unset == "nnUNet_preprocessed":  # the unlabeled pool finds the dataset's plans through the same root
+        with pytest.raises(InputError) as error:
+            prepare_unlabeled(NAME, tmp_path)
+        assert str(error.value) == expected
 
 
 def test_fold_index_before_make_splits_is_refused(acdc12):

@@ -36,9 +36,9 @@ from nnunet_ssp.benchmark.grid import (PRETRAIN, BenchmarkSettings, Layout, Run,
 from nnunet_ssp.benchmark.markers import finished_runs, pending_runs, write_marker
 from nnunet_ssp.benchmark.report import SETTINGS_FILE, BenchmarkReport, report_from_csv
 from nnunet_ssp.benchmark.results import rows_from_summary, structure_names, write_results_csv
-from nnunet_ssp.converters.roots import dataset_name_of, raw_dataset_folder
 from nnunet_ssp.environment import environment_exports
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import dataset_name_of, raw_dataset_folder
 from nnunet_ssp.splits import make_splits
 
 RESULTS_FILE = "results.csv"

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from nnunet_ssp.benchmark import BenchmarkSettings, RunFailedError, report_from_csv, run_benchmark
     from nnunet_ssp.benchmark.runner import RESULTS_FILE, default_output_folder
-    from nnunet_ssp.converters.roots import dataset_name_of
+    from nnunet_ssp.roots import dataset_name_of
 
     settings = BenchmarkSettings(
         args.dataset, tuple(dict.fromkeys(args.methods)), tuple(args.subjects), tuple(args.seeds),

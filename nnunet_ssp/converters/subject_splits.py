@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Sequence, Union
 
 import numpy as np
+from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.utilities.crossval_split import generate_crossval_split
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.converters.cases import subject_of_case
-from nnunet_ssp.converters.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
 
 SPLITS_FILE = "splits_final.json"
 N_FOLDS = 5
@@ -46,9 +47,9 @@ def subject_folds(case_ids: Iterable[str], n_folds: int = N_FOLDS, seed: int = S
 
 def publish_splits(folds: Folds, dataset_name: str) -> List[Path]:
     """Write `folds` as `splits_final.json` into the preprocessed folder when nnUNet_preprocessed is set."""
-    folder = preprocessed_dataset_folder(dataset_name)
-    if folder is None:
+    if not nnUNet_preprocessed.is_set():
         return []
+    folder = preprocessed_dataset_folder(dataset_name)
     write_json(folds, folder / SPLITS_FILE)
     return [folder / SPLITS_FILE]
 

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import FrozenSet
 
-from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
 
 from nnunet_ssp.converters.common import CINES_FILE, TEST
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import raw_dataset_folder
 from nnunet_ssp.slices import subject_and_frame_of_case
 
 
@@ -26,10 +26,10 @@ class HeldOut:
 
 def held_out_subjects(dataset_name: str, file_ending: str) -> HeldOut:
     """Subjects with images in `imagesTs` of the raw dataset, and those `cines.json` marks with split "test"."""
-    raw = Path(nnUNet_raw.get()) / dataset_name if nnUNet_raw.is_set() else None
-    if raw is None or not raw.is_dir():
-        raise InputError(f"The raw dataset {raw or '$nnUNet_raw/' + dataset_name} is missing, so its test subjects "
-                         f"cannot be kept out; pass --allow-test-subjects if the input holds none.")
+    raw = raw_dataset_folder(dataset_name)
+    if not raw.is_dir():
+        raise InputError(f"The raw dataset {raw} is missing, so its test subjects cannot be kept out; pass "
+                         f"--allow-test-subjects if the input holds none.")
     subjects, cines = set(), set()
     images_ts = raw / "imagesTs"
     if images_ts.is_dir():

@@ -9,11 +9,10 @@ from typing import Union
 
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
-from nnunetv2.paths import nnUNet_preprocessed
-from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
 
 POOL_SUFFIX = "_unlabeled"
 
@@ -56,14 +55,8 @@ class PoolPlans:
 
 def load_pool_plans(dataset: Union[int, str], plans_name: str, configuration: str) -> PoolPlans:
     """The plans `plans_name` of a preprocessed dataset (ID or name), checked for what the pool supports."""
-    try:
-        dataset_name = maybe_convert_to_dataset_name(dataset)
-    except RuntimeError:
-        raise InputError(f"No nnU-Net dataset with ID or name {dataset} exists under nnUNet_raw, "
-                         f"nnUNet_preprocessed or nnUNet_results.") from None
-    if not nnUNet_preprocessed.is_set():
-        raise InputError("The environment variable nnUNet_preprocessed is not set; export it (see `nnunet-ssp env`).")
-    folder = Path(nnUNet_preprocessed.get()) / dataset_name
+    dataset_name = dataset_name_of(dataset)
+    folder = preprocessed_dataset_folder(dataset_name)
     plans_file, dataset_json_file = folder / f"{plans_name}.json", folder / "dataset.json"
     for needed in (plans_file, dataset_json_file):
         if not needed.is_file():
