@@ -19,6 +19,7 @@ import SimpleITK as sitk
 
 from nnunet_ssp.cli import main
 from nnunet_ssp.converters.acdc import read_info_cfg
+from nnunet_ssp.converters.cases import case_id
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.positions import runs_base_to_apex
 from nnunet_ssp.slices import labelled_case_slices
@@ -442,7 +443,7 @@ def test_phantom_cines_run_base_to_apex_with_slice_index(env, tmp_path):
     cine = tmp_path / "phantom" / subject / f"{subject}_4d.nii.gz"
     assert len({r.case for r in result.rows}) == sitk.ReadImage(str(cine)).GetSize()[3]
     ed = int(read_info_cfg(tmp_path / "phantom" / subject / "Info.cfg")["ED"])
-    ed_label = tmp_path / "phantom" / subject / f"{subject}_frame{ed:02d}_gt.nii.gz"
+    ed_label = tmp_path / "phantom" / subject / f"{case_id(subject, ed - 1)}_gt.nii.gz"
     lv_area = (sitk.GetArrayFromImage(sitk.ReadImage(str(ed_label))) == 3).sum(axis=(1, 2))
     stack = sorted((r for r in result.rows if r.frame == ed - 1), key=lambda r: r.slice_index)
     assert (np.diff([r.position for r in stack]) > 0).all()
