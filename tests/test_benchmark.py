@@ -14,7 +14,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from nnunet_ssp.benchmark import BenchmarkSettings, Layout, pending_runs, plan_runs, report_from_csv, run_benchmark
-from nnunet_ssp.benchmark.grid import train_command
+from nnunet_ssp.benchmark.grid import pretraining_trainer, train_command
 from nnunet_ssp.benchmark.markers import write_marker
 from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
@@ -145,6 +145,14 @@ def test_plan_orders_pretraining_first_then_sizes_seeds_baseline_methods(tmp_pat
                         "-device", "cpu", "-pretrained_weights", str(checkpoint)]
     assert train_command(mim, layout, "cpu", checkpoint, resume=True)[-1] == "--c"
     assert "--finetune-epochs 2 --iters 5" in settings.command_line()
+
+
+def test_every_method_has_its_pretraining_trainer():
+    from nnunet_ssp import pretrain
+    from nnunet_ssp.methods import METHOD_CLASSES
+
+    for method in METHOD_CLASSES:
+        assert getattr(pretrain, pretraining_trainer(method)).method_name == method
 
 
 def test_pending_runs_follow_the_markers(tmp_path):

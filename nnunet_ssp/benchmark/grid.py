@@ -148,10 +148,12 @@ def schedule_suffix(epochs: Optional[int], iters: Optional[int]) -> str:
 
 def pretraining_trainer(method: str) -> str:
     """The class name of a method's pretraining trainer."""
-    from nnunet_ssp.pretrain import nnUNetTrainerSSP
+    from nnunet_ssp.pretrain import (nnUNetTrainerSSP_DINO, nnUNetTrainerSSP_MIM, nnUNetTrainerSSP_PCL,
+                                     nnUNetTrainerSSP_SimCLR)  # imported here: the trainers load all of nnU-Net's
 
-    names = {cls.method_name: cls.__name__ for cls in nnUNetTrainerSSP.__subclasses__()}
-    return names[method]
+    trainers = {"simclr": nnUNetTrainerSSP_SimCLR, "pcl": nnUNetTrainerSSP_PCL, "dino": nnUNetTrainerSSP_DINO,
+                "mim": nnUNetTrainerSSP_MIM}
+    return trainers[method].__name__
 
 
 def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int]) -> List[Run]:
