@@ -411,6 +411,29 @@ def test_runs_that_cannot_work_stop_with_one_sentence(env, tmp_path, case):
     assert str(error.value) == expected
 
 
+@pytest.mark.parametrize("change", ["batch size", "network", "spacing"])
+def test_pool_is_kept_unless_the_plans_preprocess_differently(env, tmp_path, change):
+    """Plans that differ only in what training uses keep the pool; another target spacing refuses it."""
+    _good(tmp_path / "in")
+    prepare(tmp_path / "in")
+    plans_file = env["nnUNet_preprocessed"] / DATASET / f"{PLANS}.json"
+    plans = json.loads(plans_file.read_text())
+    configuration = plans["configurations"]["2d"]
+    if change == "batch size":
+        configuration["batch_size"] += 3
+    elif change == "network":
+        configuration["architecture"]["arch_kwargs"]["features_per_stage"][0] *= 2
+    else:
+        configuration["spacing"] = [2 * s for s in configuration["spacing"]]
+    plans_file.write_text(json.dumps(plans))
+    if change == "spacing":
+        with pytest.raises(InputError, match=f"^{re.escape(str(env['pool']))} was prepared with other plans"):
+            prepare(tmp_path / "in")
+    else:
+        again = prepare(tmp_path / "in")
+        assert again.prepared == [] and len(again.already_done) == FRAMES
+
+
 # ---------------------------------------------------------------- real cines
 @pytest.mark.skipif(SUNNYBROOK is None or not SUNNYBROOK.is_dir(), reason="shared Sunnybrook cines not present")
 def test_sunnybrook_cine_apex_is_where_the_lv_gets_small(env):

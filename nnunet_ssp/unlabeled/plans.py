@@ -15,6 +15,12 @@ from nnunet_ssp.errors import InputError
 from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
 
 POOL_SUFFIX = "_unlabeled"
+# What decides a preprocessed frame: entries of the configuration, and of the plans as a whole. Batch size, patch
+# size and network do not, so plans that differ only in those keep the pool.
+FRAME_CONFIGURATION_KEYS = ("data_identifier", "preprocessor_name", "spacing", "normalization_schemes",
+                            "use_mask_for_norm", "resampling_fn_data", "resampling_fn_data_kwargs",
+                            "resampling_fn_seg", "resampling_fn_seg_kwargs")
+FRAME_PLANS_KEYS = ("transpose_forward", "foreground_intensity_properties_per_channel", "image_reader_writer")
 
 
 def pool_folder(preprocessed_dataset_folder_base: Union[str, os.PathLike], data_identifier: str) -> Path:
@@ -45,11 +51,10 @@ class PoolPlans:
         return pool_folder(self.plans_file.parent, self.configuration_manager.data_identifier)
 
     def signature(self) -> str:
-        """A digest of everything in the plans that changes a preprocessed frame."""
-        manager = self.plans_manager
-        relevant = {"configuration": self.configuration_manager.configuration,
-                    "transpose_forward": manager.transpose_forward,
-                    "intensity": manager.foreground_intensity_properties_per_channel}
+        """A digest of the plans entries that change a preprocessed frame (see FRAME_CONFIGURATION_KEYS)."""
+        configuration = self.configuration_manager.configuration  # with the configuration's inheritance resolved
+        relevant = {"configuration": {key: configuration.get(key) for key in FRAME_CONFIGURATION_KEYS},
+                    "plans": {key: self.plans.get(key) for key in FRAME_PLANS_KEYS}}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -2,8 +2,8 @@
 
 A frame is done when its three case files are in the pool (see `frames`); a later run skips done frames, a run
 that was killed redoes the frames it had not finished. `report.json` records the plans the pool was made with (a
-run with other plans is refused), the options and what the last run did; `manifest.csv` lists every slice of the
-selected subjects' done frames.
+run with plans that preprocess a frame differently is refused), the options and what the last run did;
+`manifest.csv` lists every slice of the selected subjects' done frames.
 """
 
 import multiprocessing
