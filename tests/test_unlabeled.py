@@ -411,6 +411,21 @@ def test_runs_that_cannot_work_stop_with_one_sentence(env, tmp_path, case):
     assert str(error.value) == expected
 
 
+@pytest.mark.parametrize("content,problem", [
+    ('{"patient001": ["train"]}', ': the entry of subject patient001 is no object with a "path" (its cine).'),
+    ('{"patient006": {"split": "test"}}', ': the entry of subject patient006 is no object with a "path" (its cine).'),
+    ("[]", " is no JSON object of subject -> cine entry."),
+    ("{broken", " is not valid JSON"),
+])
+def test_bad_cines_json_of_the_dataset_is_refused(env, tmp_path, content, problem):
+    cines_file = env["nnUNet_raw"] / DATASET / "cines.json"
+    cines_file.write_text(content)
+    _good(tmp_path / "in")
+    with pytest.raises(InputError) as error:
+        prepare(tmp_path / "in")
+    assert str(error.value).startswith(f"{cines_file}{problem}")
+
+
 @pytest.mark.parametrize("change", ["batch size", "network", "spacing"])
 def test_pool_is_kept_unless_the_plans_preprocess_differently(env, tmp_path, change):
     """Plans that differ only in what training uses keep the pool; another target spacing refuses it."""
