@@ -28,11 +28,11 @@ from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folde
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.converters.cases import subject_of_case
-from nnunet_ssp.converters.subject_splits import N_FOLDS, SPLITS_FILE, draw_test_subjects, subject_folds
+from nnunet_ssp.converters.subject_splits import (N_FOLDS, SIDECAR_FILE, SPLITS_FILE, draw_test_subjects,
+                                                  subject_folds)
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
 
-SIDECAR_FILE = "splits_ssp.json"
 VALIDATION_FRACTION = 0.2
 CONFIGURATION = "2d"
 

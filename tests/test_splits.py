@@ -8,7 +8,7 @@ import pytest
 from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
 from nnunet_ssp.cli import main
-from nnunet_ssp.converters import convert_acdc, subject_of_case
+from nnunet_ssp.converters import convert_acdc, subject_of_case, write_subject_splits
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.splits import SIDECAR_FILE, fold_index, make_splits, plan_label_folds
 from nnunet_ssp.unlabeled import prepare_unlabeled
@@ -145,6 +145,23 @@ def test_plans_check_passes_for_preprocessed_cases(acdc12):
     for case in folds[0]["val"] + folds[0]["train"][-1:]:
         (acdc12 / "P_2d" / f"{case}.b2nd").write_bytes(b"")
     assert make_splits(1, [1], [0], plans="P").appended == 1
+
+
+def test_converting_again_drops_appended_folds_and_their_sidecar_with_a_warning(acdc12, tmp_path, capsys):
+    make_splits(1, [1, 2], [0])
+    assert len(_folds(acdc12)) == 7 and (acdc12 / SIDECAR_FILE).is_file()
+    capsys.readouterr()
+    assert main(["convert-acdc", "-i", str(tmp_path / "acdc"), "-d", "1", "--overwrite"]) == 0
+    assert len(_folds(acdc12)) == 5 and not (acdc12 / SIDECAR_FILE).exists()
+    err = capsys.readouterr().err
+    assert (f"warning: {acdc12 / 'splits_final.json'} held folds 5 to 6 appended by make-splits; they are gone, and "
+            f"so is {SIDECAR_FILE}. Rerun nnunet-ssp make-splits;") in err
+    make_splits(1, [1], [0])
+    write_subject_splits(1)
+    assert len(_folds(acdc12)) == 5 and not (acdc12 / SIDECAR_FILE).exists()
+    assert "held fold 5 appended by make-splits" in capsys.readouterr().err
+    write_subject_splits(1)  # nothing appended: no warning
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_plan_label_folds_alone():
