@@ -21,6 +21,7 @@ from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_resu
 from nnunet_ssp.benchmark.runner import LOG_FILE, RunFailedError, call_logged, default_output_folder, evaluation_set
 from nnunet_ssp.cli import main
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.locking import LOCK_FILE, folder_lock
 
 COMMAND = "nnunet-ssp benchmark -d 1 --methods mim"
 
@@ -228,6 +229,15 @@ def test_default_output_folder_needs_nnunet_results(tmp_path, monkeypatch):
 def test_benchmark_refuses_bad_arguments(nnunet_env, capsys, argv, message):
     assert main(["benchmark", "-d", "1", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_second_benchmark_in_the_same_folder_is_refused(tmp_path, nnunet_env):
+    (nnunet_env["nnUNet_raw"] / "Dataset001_X").mkdir()
+    out = tmp_path / "out"
+    with folder_lock(out):
+        with pytest.raises(InputError, match=f"^{re.escape(str(out))} is in use by another nnunet-ssp process"):
+            run_benchmark(BenchmarkSettings("1", ("mim",), out=out, device="cpu"))
+    assert os.listdir(out) == [LOCK_FILE]
 
 
 def test_settings_refuse_unknown_methods():

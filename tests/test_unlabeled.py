@@ -21,6 +21,7 @@ from nnunet_ssp.cli import main
 from nnunet_ssp.converters.acdc import read_info_cfg
 from nnunet_ssp.converters.cases import case_id
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.locking import LOCK_FILE, folder_lock
 from nnunet_ssp.positions import runs_base_to_apex
 from nnunet_ssp.slices import labelled_case_slices
 from nnunet_ssp.unlabeled import REPORT_FILE, ManifestRow, prepare_unlabeled, read_manifest, unlabeled_pool_slices
@@ -271,10 +272,17 @@ def test_killed_run_resumes_and_leaves_only_complete_cases(env, tmp_path):
     result = prepare(tmp_path / "big")
     assert len(result.already_done) == len(written) and len(result.prepared) == 40 - len(written)
     assert pool_cases(env["pool"]) == [f"big_t{t:03d}" for t in range(40)]
-    assert not list(env["pool"].glob(".*"))  # no temporary leftovers
+    assert [p.name for p in env["pool"].glob(".*")] == [LOCK_FILE]  # no temporary leftovers
     for case in pool_cases(env["pool"]):
         assert np.isfinite(load(env["pool"], case)[0]).all()
     assert len(read_manifest(env["pool"])) == 40 * 8
+
+
+def test_a_pool_another_run_fills_is_refused(env):
+    with folder_lock(env["pool"]):
+        with pytest.raises(InputError, match=f"^{re.escape(str(env['pool']))} is in use by another nnunet-ssp "):
+            prepare(env["acdc"])
+    assert os.listdir(env["pool"]) == [LOCK_FILE]
 
 
 def test_manifest_of_100k_rows_reads_back_without_excluded_subjects(tmp_path):

@@ -2,6 +2,7 @@
 
 Files below `out` (default `$nnUNet_results/DatasetXXX/ssp_benchmark`):
 
+    .lock                    held while a benchmark works here, so a second one is refused
     benchmark.json           the settings and command line of the last call
     benchmark.log            the runner's own log: every run started, finished or skipped, with its commands
     runs/<run>/              train.log, predict.log, evaluate.log (subprocess output), predictions/,
@@ -38,6 +39,7 @@ from nnunet_ssp.benchmark.report import SETTINGS_FILE, BenchmarkReport, report_f
 from nnunet_ssp.benchmark.results import rows_from_summary, structure_names, write_results_csv
 from nnunet_ssp.environment import environment_exports
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.locking import folder_lock
 from nnunet_ssp.roots import dataset_name_of, raw_dataset_folder
 from nnunet_ssp.splits import make_splits
 
@@ -86,14 +88,23 @@ def default_output_folder(dataset_name: str) -> Path:
 
 
 def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
-    """Make the splits, do every pending run of the grid, then write results.csv and the report."""
+    """Make the splits, do every pending run of the grid, then write results.csv and the report.
+
+    Holds the lock of the output folder throughout: a second benchmark there is refused.
+    """
     start = time.monotonic()
     dataset_name = dataset_name_of(settings.dataset)
+    out = Path(settings.out) if settings.out is not None else default_output_folder(dataset_name)
+    with folder_lock(out):
+        return _run_grid(settings, Layout(out.resolve(), dataset_name, settings.plans), start)
+
+
+def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> BenchmarkResult:
+    """`run_benchmark` once it holds the output folder."""
+    dataset_name = layout.dataset_name
     raw = raw_dataset_folder(dataset_name)
     splits = make_splits(dataset_name, settings.subjects, settings.seeds, settings.val_subjects,
                          settings.subject_pattern, settings.plans)
-    out = Path(settings.out) if settings.out is not None else default_output_folder(dataset_name)
-    layout = Layout(out.resolve(), dataset_name, settings.plans)
     evaluation = evaluation_set(raw, layout.out)
     runs = plan_runs(settings, splits.folds)
     write_json({"command": settings.command_line(), "settings": settings.record(), "dataset": dataset_name,

@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(nnUNetTrainerSSPFinetune_<E>epochs_<I>iters -pretrained_weights ...) and train nnU-Net's "
                     "baseline on the same schedule (nnUNetTrainer_<E>epochs_<I>iters), predict "
                     "$nnUNet_raw/DatasetXXX/imagesTs and evaluate against labelsTs with nnU-Net (3D Dice per "
-                    "structure and test case). Finished runs are skipped, so an interrupted benchmark resumes; "
+                    "structure and test case). Finished runs are skipped, so an interrupted benchmark resumes; a "
+                    "second benchmark in an --out another one is working in is refused; "
                     "delete runs/<run>/done.json to redo a run. Writes results.csv, report.md (mean ± sd, paired "
                     "Wilcoxon tests against the baseline) and dice_vs_subjects.png into --out. Python: "
                     "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")
