@@ -27,6 +27,7 @@ BASELINE = "baseline"
 PRETRAIN, FINETUNE = "pretrain", "finetune"
 CONFIGURATION = "2d"
 FINAL_CHECKPOINT = "checkpoint_final.pth"
+CHECKPOINTS = (FINAL_CHECKPOINT, "checkpoint_latest.pth", "checkpoint_best.pth")  # what nnUNetv2_train --c reads
 FINETUNE_TRAINER = "nnUNetTrainerSSPFinetune"
 BASELINE_TRAINER = "nnUNetTrainer"
 
@@ -129,6 +130,10 @@ class Layout:
     def marker(self, run: Run) -> Path:
         """The file whose presence (with matching content) marks the run finished."""
         return self.run_folder(run) / "done.json"
+
+    def train_record(self, run: Run) -> Path:
+        """The file that says the run's training started, or finished, while the run is not finished."""
+        return self.run_folder(run) / "train.json"
 
     def log(self, run: Run, step: str) -> Path:
         return self.run_folder(run) / f"{step}.log"

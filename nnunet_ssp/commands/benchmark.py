@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "$nnUNet_raw/DatasetXXX/imagesTs and evaluate against labelsTs with nnU-Net (3D Dice per "
                     "structure and test case). Finished runs are skipped, so an interrupted benchmark resumes; a "
                     "second benchmark in an --out another one is working in is refused; "
-                    "delete runs/<run>/done.json to redo a run. Writes results.csv, report.md (mean ± sd, paired "
+                    "delete runs/<run>/done.json to redo a run (a pretraining done again redoes the fine-tuning "
+                    "that started from it). Writes results.csv, report.md (mean ± sd, paired "
                     "Wilcoxon tests against the baseline) and dice_vs_subjects.png into --out. Python: "
                     "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")
     p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
