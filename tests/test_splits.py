@@ -10,7 +10,7 @@ from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_j
 from nnunet_ssp.cli import main
 from nnunet_ssp.converters import convert_acdc, subject_of_case, write_subject_splits
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.splits import SIDECAR_FILE, fold_index, make_splits, plan_label_folds
+from nnunet_ssp.splits import SIDECAR_FILE, check_preprocessed, fold_index, make_splits, plan_label_folds
 from nnunet_ssp.unlabeled import prepare_unlabeled
 from test_convert import make_acdc
 
@@ -137,13 +137,21 @@ def test_plans_check_passes_for_preprocessed_cases(acdc12):
     plans = {"plans_name": "P", "configurations": {"2d": {"data_identifier": "P_2d"}}}
     (acdc12 / "P.json").write_text(json.dumps(plans))
     (acdc12 / "P_2d").mkdir()
-    for case in json.loads((acdc12 / "splits_final.json").read_text())[0]["train"][:-1]:
-        (acdc12 / "P_2d" / f"{case}.b2nd").write_bytes(b"")
+    folds = _folds(acdc12)
+    for case in folds[0]["train"][:-1]:
+        for ending in (".b2nd", "_seg.b2nd", ".pkl"):
+            (acdc12 / "P_2d" / f"{case}{ending}").write_bytes(b"")
     with pytest.raises(InputError, match=r"P_2d lacks the preprocessed cases .* and \d+ more"):
         make_splits(1, [1], [0], plans="P")
-    folds = _folds(acdc12)
     for case in folds[0]["val"] + folds[0]["train"][-1:]:
-        (acdc12 / "P_2d" / f"{case}.b2nd").write_bytes(b"")
+        for ending in (".b2nd", "_seg.b2nd"):  # as an interrupted preprocessing leaves the last cases: no .pkl yet
+            (acdc12 / "P_2d" / f"{case}{ending}").write_bytes(b"")
+    unfinished = sorted(folds[0]["val"] + folds[0]["train"][-1:])
+    with pytest.raises(InputError, match=f"P_2d lacks the preprocessed cases {', '.join(unfinished[:3])} and "):
+        check_preprocessed(1, "P")
+    for case in folds[0]["val"] + folds[0]["train"][-1:]:
+        (acdc12 / "P_2d" / f"{case}.pkl").write_bytes(b"")
+    check_preprocessed(1, "P")
     assert make_splits(1, [1], [0], plans="P").appended == 1
 
 
