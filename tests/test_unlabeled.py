@@ -295,6 +295,22 @@ def test_manifest_of_100k_rows_reads_back_without_excluded_subjects(tmp_path):
     assert len(table) == 99_000 and table.position[0] == rows[1000].position and table.frame[5] == 0
 
 
+def test_throughput_benchmark_dataset_is_one_nnunet_reads(tmp_path):
+    """The scratch dataset of the throughput benchmark: every frame a labelled case, listed by nnU-Net itself."""
+    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+    from nnunet_ssp.unlabeled.benchmark import DATASET, write_frames_dataset
+    cine = write_image(make_cine(0, frames=3), tmp_path / "in" / "s1_4d.nii.gz")
+    write_frames_dataset([cine], tmp_path / "raw")
+    folder = tmp_path / "raw" / DATASET
+    meta = json.loads((folder / "dataset.json").read_text())
+    assert (meta["numTraining"], meta["file_ending"]) == (3, ".nii.gz")
+    assert meta["channel_names"] == {"0": "cineMRI"} and meta["labels"] == {"background": 0, "box": 1}
+    cases = get_filenames_of_train_images_and_targets(str(folder), meta)
+    assert sorted(cases) == ["s1_frame01", "s1_frame02", "s1_frame03"]
+    assert all(Path(case["label"]).is_file() for case in cases.values())
+
+
 # ---------------------------------------------------------------- bad input
 def _good(folder: Path) -> Path:
     return write_image(make_cine(1), folder / "a" / "good_4d.nii.gz")
