@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from nnunetv2.configuration import default_num_processes
 from nnunetv2.paths import nnUNet_results
@@ -64,6 +64,7 @@ class BenchmarkResult:
     done: int
     seconds: float
     report: BenchmarkReport
+    folds: Dict[Tuple[int, int], int]  # (labelled subjects, seed) -> the fold index make-splits gave it
 
     def summary(self) -> str:
         """A few readable lines for the command line."""
@@ -135,7 +136,7 @@ def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> Benc
     report = report_from_csv(layout.out / RESULTS_FILE, settings.command_line())
     log.write(f"benchmark done: {len(pending)} runs done, {len(runs) - len(pending)} skipped")
     return BenchmarkResult(layout.out, len(runs), len(runs) - len(pending), len(pending), time.monotonic() - start,
-                           report)
+                           report, splits.folds)
 
 
 class _RunnerLog:
