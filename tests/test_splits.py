@@ -162,12 +162,12 @@ def test_converting_again_drops_appended_folds_and_their_sidecar_with_a_warning(
     assert main(["convert-acdc", "-i", str(tmp_path / "acdc"), "-d", "1", "--overwrite"]) == 0
     assert len(_folds(acdc12)) == 5 and not (acdc12 / SIDECAR_FILE).exists()
     err = capsys.readouterr().err
-    assert (f"warning: {acdc12 / 'splits_final.json'} held folds 5 to 6 appended by make-splits; they are gone, and "
-            f"so is {SIDECAR_FILE}. Rerun nnunet-ssp make-splits;") in err
+    assert (f"warning: {acdc12 / 'splits_final.json'} held folds 5 to 6 after nnU-Net's five (where make-splits "
+            f"appends its folds); they are gone, and so is {SIDECAR_FILE}. Rerun nnunet-ssp make-splits;") in err
     make_splits(1, [1], [0])
     write_subject_splits(1)
     assert len(_folds(acdc12)) == 5 and not (acdc12 / SIDECAR_FILE).exists()
-    assert "held fold 5 appended by make-splits" in capsys.readouterr().err
+    assert "held fold 5 after nnU-Net's five" in capsys.readouterr().err
     write_subject_splits(1)  # nothing appended: no warning
     assert "warning" not in capsys.readouterr().err
 

@@ -100,9 +100,9 @@ def train_state(run: Run, layout: Layout) -> str:
     """TRAIN_FINISHED when train.json says so and the final checkpoint exists, TRAIN_INTERRUPTED when it says the
     training started and left a checkpoint to continue from, else TRAIN_NOT_STARTED."""
     record = train_record(run, layout)
-    model = layout.model_folder(run)
     if record is None:
         return TRAIN_NOT_STARTED
+    model = layout.model_folder(run)
     if record.get("finished"):
         return TRAIN_FINISHED if (model / FINAL_CHECKPOINT).is_file() else TRAIN_NOT_STARTED
     return TRAIN_INTERRUPTED if any((model / name).is_file() for name in CHECKPOINTS) else TRAIN_NOT_STARTED

@@ -62,15 +62,15 @@ def publish_splits(folds: Folds, dataset_name: str) -> List[Path]:
     write_json(folds, folder / SPLITS_FILE)
     if appended:
         which = f"fold {N_FOLDS}" if appended == 1 else f"folds {N_FOLDS} to {N_FOLDS + appended - 1}"
-        print(f"warning: {folder / SPLITS_FILE} held {which} appended by make-splits; they are gone, and so is "
-              f"{SIDECAR_FILE}. Rerun nnunet-ssp make-splits; a benchmark knows its finished runs by fold number "
+        print(f"warning: {folder / SPLITS_FILE} held {which} after nnU-Net's five (where make-splits appends its "
+              f"folds); they are gone, and so is {SIDECAR_FILE}. Rerun nnunet-ssp make-splits; a benchmark knows its finished runs by fold number "
               f"alone, so if the new folds differ, delete its runs of those folds or use a new --out.",
               file=sys.stderr)
     return [folder / SPLITS_FILE]
 
 
 def _appended_fold_count(splits_file: Path) -> int:
-    """How many folds after nnU-Net's five `splits_file` holds (0 when it is missing or no list)."""
+    """How many folds after nnU-Net's five `splits_file` holds (0 when it is missing or no list of folds)."""
     try:
         folds = json.loads(splits_file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
