@@ -296,10 +296,15 @@ def test_settings_refuse_unknown_methods():
 
 
 # ---------------------------------------------------------------- a tiny real grid (slow)
+def _started_steps(log: Path, since: int) -> List[str]:
+    """`<run> <step>` of each step the runner started after line `since` of its log."""
+    lines = [line.split() for line in log.read_text().splitlines()[since:]]
+    return [f"{words[2]} {words[3].rstrip(':')}" for words in lines if words[1] == "start"]
+
+
 def _started_runs(log: Path, since: int) -> List[str]:
     """Names of the runs the runner started after line `since` of its log."""
-    lines = log.read_text().splitlines()[since:]
-    return sorted({line.split()[2] for line in lines if line.split()[1] == "start"})
+    return sorted({step.split()[0] for step in _started_steps(log, since)})
 
 
 @pytest.mark.slow
@@ -344,3 +349,13 @@ def test_tiny_benchmark_runs_resumes_and_redoes_only_a_deleted_run(tmp_path, nnu
     assert after["baseline_n1_s0"] > mtimes["baseline_n1_s0"]
     assert (after["pretrain_mim"], after["mim_n1_s0"]) == (mtimes["pretrain_mim"], mtimes["mim_n1_s0"])
     assert len(read_results_csv(out / "results.csv")) == len(rows)
+
+    # Stopped after its training, as the runner leaves a run stopped in prediction: training is kept.
+    write_train_record(runs[1], layout, ["nnUNetv2_train"], 1.0)
+    layout.marker(runs[1]).unlink()
+    lines = len(log.read_text().splitlines())
+    fourth = run_benchmark(settings)
+    assert (fourth.done, fourth.skipped, fourth.folds) == (1, 2, {(1, 0): 5})
+    assert _started_steps(log, lines) == ["baseline_n1_s0 predict", "baseline_n1_s0 evaluate"]
+    assert layout.checkpoint(runs[1]).stat().st_mtime_ns == after["baseline_n1_s0"]
+    assert not layout.train_record(runs[1]).exists() and len(read_results_csv(out / "results.csv")) == len(rows)
