@@ -6,17 +6,23 @@ and 3D Dice on held-out subjects -> table, plot and a figure of predictions agai
 Everything lives below one folder, with its own nnU-Net data roots, so the user's own are never touched.
 """
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple
 
 from nnunet_ssp.benchmark import BenchmarkSettings, run_benchmark
-from nnunet_ssp.benchmark.grid import BASELINE, Layout, plan_runs
-from nnunet_ssp.converters import convert_acdc, subject_of_case
+from nnunet_ssp.benchmark.grid import BASELINE, PRETRAIN, Layout, plan_runs
+from nnunet_ssp.converters import case_id, convert_acdc
+from nnunet_ssp.converters.acdc import INFO_FILE
+from nnunet_ssp.converters.common import CINES_FILE, FILE_ENDING, TEST
 from nnunet_ssp.cpu_plans import CPU_PLANS_NAME, plan_and_preprocess_cpu
+from nnunet_ssp.errors import InputError
 from nnunet_ssp.phantom import generate_phantom
-from nnunet_ssp.splits import make_splits
+from nnunet_ssp.phantom.acdc_layout import patient_name
+from nnunet_ssp.roots import raw_dataset_folder
+from nnunet_ssp.splits import check_preprocessed
 from nnunet_ssp.unlabeled import prepare_unlabeled
 
 DEMO_DATASET_ID = 990
@@ -49,18 +55,19 @@ def demo_environment(out: Path) -> dict:
 
 
 def prepare_demo_dataset(out: Path, settings: DemoSettings) -> str:
-    """Phantom, conversion, plans and the unlabeled pool; each step is skipped when its output exists."""
+    """Phantom, conversion, plans and preprocessing, and the unlabeled pool; each step is skipped when it finished."""
     cines = out / "cines"
-    raw = Path(os.environ["nnUNet_raw"]) / f"Dataset{DEMO_DATASET_ID:03d}_{DEMO_DATASET_NAME}"
-    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / raw.name
-    if not (cines / f"patient{settings.subjects:03d}" / "Info.cfg").is_file():
+    raw = raw_dataset_folder(f"Dataset{DEMO_DATASET_ID:03d}_{DEMO_DATASET_NAME}")
+    if not (cines / patient_name(settings.subjects, settings.subjects) / INFO_FILE).is_file():
         print(f"1/4 Generating {settings.subjects} phantom subjects in {cines}")
         generate_phantom(cines, settings.subjects, settings.seed, image_size=settings.image_size,
                          num_processes=settings.num_processes)
     if not (raw / "dataset.json").is_file():
         print(f"2/4 Converting them into {raw}")
         convert_acdc(cines, DEMO_DATASET_ID, name=DEMO_DATASET_NAME, test_subjects=settings.test_subjects)
-    if not (preprocessed / f"{CPU_PLANS_NAME}.json").is_file():
+    try:
+        check_preprocessed(raw.name, CPU_PLANS_NAME)
+    except InputError:  # never planned, or the preprocessing was interrupted
         print("3/4 Planning (CPU-sized network) and preprocessing")
         plan_and_preprocess_cpu(DEMO_DATASET_ID, num_processes=settings.num_processes)
     print("4/4 Preprocessing every frame of the training cines into the unlabeled pool")
@@ -69,7 +76,8 @@ def prepare_demo_dataset(out: Path, settings: DemoSettings) -> str:
 
 
 def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, raw: Path, out_png: Path) -> Path:
-    """The slice with most labels of a few test cases: image, ground truth, baseline and pretrained fine-tuned."""
+    """The slice with most labels of the ED frame of up to four test subjects: image, ground truth, baseline and
+    pretrained fine-tuned."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -78,21 +86,21 @@ def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, 
 
     from nnunet_ssp.atomic import atomic_path
 
-    runs = [r for r in plan_runs(settings, folds) if r.kind != "pretrain" and r.labelled_subjects == settings.subjects[0]]
+    runs = [r for r in plan_runs(settings, folds) if r.kind != PRETRAIN and r.labelled_subjects == settings.subjects[0]]
     runs.sort(key=lambda r: r.method != BASELINE)
-    by_subject = {}
-    for path in sorted((raw / "labelsTs").glob("*.nii.gz")):
-        by_subject.setdefault(subject_of_case(path.name[:-len(".nii.gz")]), path.name)
-    cases = list(by_subject.values())[:4]  # the first labelled frame (ED) of up to four test subjects
+    cines = json.loads((raw / CINES_FILE).read_text())
+    ed_cases = [case_id(subject, entry["ED"]) for subject, entry in sorted(cines.items()) if entry["split"] == TEST]
+    cases = [c for c in ed_cases if (raw / "labelsTs" / f"{c}{FILE_ENDING}").is_file()][:4]  # up to four subjects
     fig, axes = plt.subplots(len(cases), 2 + len(runs), figsize=(2.4 * (2 + len(runs)), 2.4 * len(cases)),
                              squeeze=False)
     for row, case in enumerate(cases):
-        label = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "labelsTs" / case)))
-        image = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "imagesTs" / case.replace(".nii.gz", "_0000.nii.gz"))))
+        label = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "labelsTs" / f"{case}{FILE_ENDING}")))
+        image = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "imagesTs" / f"{case}_0000{FILE_ENDING}")))
         z = int(np.argmax((label > 0).sum(axis=(1, 2))))
         panels = [("image", None), ("ground truth", label)]
         panels += [(f"{r.method} ({r.labelled_subjects} subj.)",
-                    sitk.GetArrayFromImage(sitk.ReadImage(str(layout.predictions(r) / case)))) for r in runs]
+                    sitk.GetArrayFromImage(sitk.ReadImage(str(layout.predictions(r) / f"{case}{FILE_ENDING}"))))
+                   for r in runs]
         for col, (title, seg) in enumerate(panels):
             ax = axes[row, col]
             ax.imshow(image[z], cmap="gray")
@@ -102,7 +110,7 @@ def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, 
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(title, fontsize=9)
-        axes[row, 0].text(2, 8, case.replace(".nii.gz", ""), color="yellow", fontsize=7)
+        axes[row, 0].text(2, 8, case, color="yellow", fontsize=7)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
@@ -120,10 +128,8 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings()) -> Path:
                                   finetune_epochs=settings.finetune_epochs, iters=settings.iters,
                                   plans=CPU_PLANS_NAME, out=out / "benchmark", device="cpu")
     result = run_benchmark(benchmark)
-    folds = make_splits(dataset_name, benchmark.subjects, benchmark.seeds, plans=CPU_PLANS_NAME).folds
-    raw = Path(os.environ["nnUNet_raw"]) / dataset_name
-    figure = prediction_figure(Layout(result.out, dataset_name, CPU_PLANS_NAME), benchmark, folds, raw,
-                               result.out / "predictions.png")
+    figure = prediction_figure(Layout(result.out, dataset_name, CPU_PLANS_NAME), benchmark, result.folds,
+                               raw_dataset_folder(dataset_name), result.out / "predictions.png")
     print(result.report.report_file.read_text().split("\n## ", 2)[1].split("\n", 1)[1])
     print(result.summary())
     print(f"  figure:  {figure}")

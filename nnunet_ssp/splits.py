@@ -28,11 +28,11 @@ from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folde
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.converters.cases import subject_of_case
-from nnunet_ssp.converters.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
-from nnunet_ssp.converters.subject_splits import N_FOLDS, SPLITS_FILE, draw_test_subjects, subject_folds
+from nnunet_ssp.converters.subject_splits import (N_FOLDS, SIDECAR_FILE, SPLITS_FILE, draw_test_subjects,
+                                                  subject_folds)
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
 
-SIDECAR_FILE = "splits_ssp.json"
 VALIDATION_FRACTION = 0.2
 CONFIGURATION = "2d"
 
@@ -219,6 +219,12 @@ def fold_index(dataset: Union[int, str], labelled_subjects: int, seed: int, val_
     return index
 
 
+def check_preprocessed(dataset: Union[int, str], plans: str, subject_pattern: Optional[str] = None) -> None:
+    """Refuse (InputError) unless every training case of `dataset` is preprocessed for the 2d configuration of
+    `plans`, as nnU-Net's trainers will read it."""
+    _check_preprocessed(_load_dataset(dataset, subject_pattern), plans)
+
+
 def _is_split(fold) -> bool:
     return (isinstance(fold, dict) and all(isinstance(fold.get(k), list) for k in ("train", "val"))
             and all(isinstance(case, str) for k in ("train", "val") for case in fold[k]))
@@ -246,10 +252,7 @@ def _load_dataset(dataset: Union[int, str], subject_pattern: Optional[str]) -> _
     except ValueError as e:
         hint = "; name the subjects with --subject-pattern" if subject_pattern is None else ""
         raise InputError(f"{images}: {str(e).rstrip('.')}{hint}.") from None
-    preprocessed = preprocessed_dataset_folder(name)
-    if preprocessed is None:
-        raise InputError("The environment variable nnUNet_preprocessed is not set; export it (see `nnunet-ssp env`).")
-    return _Dataset(name, images, cases_of, preprocessed / SPLITS_FILE)
+    return _Dataset(name, images, cases_of, preprocessed_dataset_folder(name) / SPLITS_FILE)
 
 
 def _plan(data: _Dataset, sizes: Sequence[int], seeds: Sequence[int], val_subjects: Optional[int]) -> List[LabelFold]:
@@ -260,7 +263,11 @@ def _plan(data: _Dataset, sizes: Sequence[int], seeds: Sequence[int], val_subjec
 
 
 def _check_preprocessed(data: _Dataset, plans: str) -> None:
-    """Refuse when a training case is missing from the 2d data of `plans`, which nnU-Net's trainers will read."""
+    """Refuse when a training case is missing from the 2d data of `plans`, which nnU-Net's trainers will read.
+
+    A case counts once its properties (`.pkl`) are there: nnU-Net's preprocessing writes them after the arrays, so a
+    case an interrupted preprocessing left half-written does not.
+    """
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
     plans_file = data.splits_file.parent / f"{plans}.json"
@@ -271,7 +278,8 @@ def _check_preprocessed(data: _Dataset, plans: str) -> None:
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
         raise InputError(f"{plans_file} has no {CONFIGURATION} configuration with a data_identifier.") from None
     folder = plans_file.parent / identifier
-    found = set(infer_dataset_class(str(folder)).get_identifiers(str(folder))) if folder.is_dir() else set()
+    listed = infer_dataset_class(str(folder)).get_identifiers(str(folder)) if folder.is_dir() else []
+    found = {case for case in listed if (folder / f"{case}.pkl").is_file()}
     missing = sorted({case for cases in data.cases_of.values() for case in cases} - found)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""

@@ -14,13 +14,16 @@ import pytest
 from scipy.stats import wilcoxon
 
 from nnunet_ssp.benchmark import BenchmarkSettings, Layout, pending_runs, plan_runs, report_from_csv, run_benchmark
-from nnunet_ssp.benchmark.grid import train_command
-from nnunet_ssp.benchmark.markers import write_marker
+from nnunet_ssp.benchmark.grid import CHECKPOINTS, pretraining_trainer, train_command
+from nnunet_ssp.benchmark.markers import (TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, train_record, train_state,
+                                          write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
-from nnunet_ssp.benchmark.runner import LOG_FILE, RunFailedError, call_logged, default_output_folder, evaluation_set
+from nnunet_ssp.benchmark.runner import (LOG_FILE, EvaluationSet, RunFailedError, call_logged, default_output_folder,
+                                         evaluation_set, prepare_steps)
 from nnunet_ssp.cli import main
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.locking import LOCK_FILE, folder_lock
 
 COMMAND = "nnunet-ssp benchmark -d 1 --methods mim"
 
@@ -147,6 +150,14 @@ def test_plan_orders_pretraining_first_then_sizes_seeds_baseline_methods(tmp_pat
     assert "--finetune-epochs 2 --iters 5" in settings.command_line()
 
 
+def test_every_method_has_its_pretraining_trainer():
+    from nnunet_ssp import pretrain
+    from nnunet_ssp.methods import METHOD_CLASSES
+
+    for method in METHOD_CLASSES:
+        assert getattr(pretrain, pretraining_trainer(method)).method_name == method
+
+
 def test_pending_runs_follow_the_markers(tmp_path):
     settings, runs, layout = _grid(tmp_path)
     assert pending_runs(runs, layout) == runs
@@ -164,6 +175,54 @@ def test_pending_runs_follow_the_markers(tmp_path):
     rerun = plan_runs(other, {(1, 0): 5, (2, 0): 6, (1, 3): 7, (2, 3): 8})
     _finish(runs[3], layout)
     assert runs[3] not in pending_runs(runs, layout) and rerun[3] in pending_runs(rerun, layout)
+
+
+def test_a_pretraining_done_again_makes_its_fine_tunings_pending(tmp_path):
+    settings, runs, layout = _grid(tmp_path)
+    pretrain_mim, mim_n1_s0 = runs[0], runs[3]
+    for run in runs[:5]:
+        _finish(run, layout)
+    assert pending_runs(runs, layout) == runs[5:]
+    layout.marker(pretrain_mim).unlink()  # pending again, and so is every fine-tuning that starts from it
+    assert pending_runs(runs, layout) == [pretrain_mim, mim_n1_s0] + runs[5:]
+    layout.checkpoint(pretrain_mim).write_text("weights of the new pretraining")
+    write_marker(pretrain_mim, layout, [["nnUNetv2_train"]], {"train": 2.0})
+    assert pending_runs(runs, layout) == [mim_n1_s0] + runs[5:]  # its marker names the old checkpoint
+    _finish(mim_n1_s0, layout)
+    assert pending_runs(runs, layout) == runs[5:]
+
+
+def test_an_interrupted_run_continues_where_it_stopped(tmp_path):
+    settings, runs, layout = _grid(tmp_path)
+    evaluation = EvaluationSet(tmp_path / "imagesTs", tmp_path / "labelsTs", ".nii.gz")
+    pretrain_mim, mim = runs[0], runs[3]
+    _finish(pretrain_mim, layout)
+    model = layout.model_folder(mim)
+    model.mkdir(parents=True)
+    for name in CHECKPOINTS:  # left by an earlier training of the run, whose marker was deleted to redo it
+        (model / name).write_text("old")
+    steps = prepare_steps(mim, layout, "cpu", evaluation)
+    assert list(steps) == ["train", "predict", "evaluate"]
+    assert steps["train"][-2:] == ["-pretrained_weights", str(layout.checkpoint(pretrain_mim))]
+    assert not [name for name in CHECKPOINTS if (model / name).exists()]
+
+    write_train_record(mim, layout, steps["train"])  # started, cut short before its first checkpoint
+    assert train_state(mim, layout) == TRAIN_NOT_STARTED
+    (model / "checkpoint_latest.pth").write_text("epoch 50")  # cut short later
+    assert train_state(mim, layout) == TRAIN_INTERRUPTED
+    assert prepare_steps(mim, layout, "cpu", evaluation)["train"][-1] == "--c"
+    assert (model / "checkpoint_latest.pth").read_text() == "epoch 50"
+
+    (model / "checkpoint_final.pth").write_text("final")
+    write_train_record(mim, layout, steps["train"], 12.5)  # training finished, prediction cut short
+    assert list(prepare_steps(mim, layout, "cpu", evaluation)) == ["predict", "evaluate"]
+    assert train_record(mim, layout)["seconds"] == 12.5 and (model / "checkpoint_final.pth").is_file()
+
+    layout.checkpoint(pretrain_mim).write_text("weights of a new pretraining")  # the training started from others
+    assert train_state(mim, layout) == TRAIN_NOT_STARTED
+    assert "--c" not in prepare_steps(mim, layout, "cpu", evaluation)["train"]
+    assert not (model / "checkpoint_final.pth").exists()
+    assert list(prepare_steps(pretrain_mim, layout, "cpu", evaluation)) == ["train"]
 
 
 # ---------------------------------------------------------------- the evaluated test set
@@ -222,16 +281,30 @@ def test_benchmark_refuses_bad_arguments(nnunet_env, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_a_second_benchmark_in_the_same_folder_is_refused(tmp_path, nnunet_env):
+    (nnunet_env["nnUNet_raw"] / "Dataset001_X").mkdir()
+    out = tmp_path / "out"
+    with folder_lock(out):
+        with pytest.raises(InputError, match=f"^{re.escape(str(out))} is in use by another nnunet-ssp process"):
+            run_benchmark(BenchmarkSettings("1", ("mim",), out=out, device="cpu"))
+    assert os.listdir(out) == [LOCK_FILE]
+
+
 def test_settings_refuse_unknown_methods():
     with pytest.raises(InputError, match="Methods must be some of simclr, pcl, dino, mim, not moco."):
         BenchmarkSettings("1", ("mim", "moco"))
 
 
 # ---------------------------------------------------------------- a tiny real grid (slow)
+def _started_steps(log: Path, since: int) -> List[str]:
+    """`<run> <step>` of each step the runner started after line `since` of its log."""
+    lines = [line.split() for line in log.read_text().splitlines()[since:]]
+    return [f"{words[2]} {words[3].rstrip(':')}" for words in lines if words[1] == "start"]
+
+
 def _started_runs(log: Path, since: int) -> List[str]:
     """Names of the runs the runner started after line `since` of its log."""
-    lines = log.read_text().splitlines()[since:]
-    return sorted({line.split()[2] for line in lines if line.split()[1] == "start"})
+    return sorted({step.split()[0] for step in _started_steps(log, since)})
 
 
 @pytest.mark.slow
@@ -276,3 +349,13 @@ def test_tiny_benchmark_runs_resumes_and_redoes_only_a_deleted_run(tmp_path, nnu
     assert after["baseline_n1_s0"] > mtimes["baseline_n1_s0"]
     assert (after["pretrain_mim"], after["mim_n1_s0"]) == (mtimes["pretrain_mim"], mtimes["mim_n1_s0"])
     assert len(read_results_csv(out / "results.csv")) == len(rows)
+
+    # Stopped after its training, as the runner leaves a run stopped in prediction: training is kept.
+    write_train_record(runs[1], layout, ["nnUNetv2_train"], 1.0)
+    layout.marker(runs[1]).unlink()
+    lines = len(log.read_text().splitlines())
+    fourth = run_benchmark(settings)
+    assert (fourth.done, fourth.skipped, fourth.folds) == (1, 2, {(1, 0): 5})
+    assert _started_steps(log, lines) == ["baseline_n1_s0 predict", "baseline_n1_s0 evaluate"]
+    assert layout.checkpoint(runs[1]).stat().st_mtime_ns == after["baseline_n1_s0"]
+    assert not layout.train_record(runs[1]).exists() and len(read_results_csv(out / "results.csv")) == len(rows)

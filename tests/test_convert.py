@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -224,6 +225,23 @@ def test_mnms_csv_accepts_other_spellings(tmp_path):
     assert read_phase_table(csv_file) == {"X1": PhaseRow(0, 7, {"centre": "2"})}
 
 
+@pytest.mark.parametrize("content,message", [
+    ("ED,ES,Subject\n0,7\n", "line 2 has no subject."),
+    ("ED,ES,Subject\n0,7,  \n", "line 2 has no subject."),
+    ("Subject,ED,ES\nX1,0,7\n\nX2,1,8\nX1,2,9\n", "line 5 repeats subject X1 of line 2."),
+    ("Subject,ED,ES\nX1,0\n", "line 2: ES of subject X1 is '', not a frame index."),
+])
+def test_mnms_csv_refuses_bad_rows_by_their_line(tmp_path, content, message):
+    csv_file = tmp_path / "info.csv"
+    csv_file.write_text(content)
+    with pytest.raises(InputError) as error:
+        read_phase_table(csv_file)
+    assert str(error.value) == f"{csv_file} {message}"
+    csv_file.write_bytes(b"Subject,ED,ES\n\xff\xfe,0,1\n")
+    with pytest.raises(InputError, match=f"^{re.escape(str(csv_file))} cannot be read as a CSV file \\("):
+        read_phase_table(csv_file)
+
+
 def test_plan_and_preprocess_keeps_our_splits(tmp_path, roots, capsys, monkeypatch):
     """ACDC converted with nnUNet_preprocessed set keeps its splits; M&Ms converted without it gets the raw copy."""
     make_acdc(tmp_path / "acdc", _names(5))
@@ -336,6 +354,9 @@ def _break_mnms(tmp_path: Path, how: str) -> Tuple[List[str], Path]:
     elif how == "3D cine":
         named = sub / "M003_sa.nii.gz"
         _write(np.zeros(SHAPE, np.int16), named)
+    elif how == "subject twice in CSV":
+        named = csv_file
+        csv_file.write_text(csv_file.read_text() + "M003,Siemens,A,1,0,2\n")
     elif how == "CSV without ED column":
         named = csv_file
         csv_file.write_text(csv_file.read_text().replace("VendorName,Vendor,Centre,ED", "VendorName,Vendor,Centre,X"))
@@ -347,7 +368,7 @@ def _break_mnms(tmp_path: Path, how: str) -> Tuple[List[str], Path]:
     ("acdc", "3D cine"), ("acdc", "4D frame"), ("acdc", "ES beyond the cine"), ("acdc", "empty folder"),
     ("acdc", "unknown subject in test list"),
     ("mnms", "subject missing from CSV"), ("mnms", "ES beyond the cine"), ("mnms", "label shape differs"),
-    ("mnms", "3D cine"), ("mnms", "CSV without ED column"),
+    ("mnms", "3D cine"), ("mnms", "CSV without ED column"), ("mnms", "subject twice in CSV"),
 ])
 def test_bad_input_names_the_file_and_leaves_nothing(tmp_path, roots, capsys, layout, how):
     args, named = (_break_acdc if layout == "acdc" else _break_mnms)(tmp_path, how)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_ssp.phantom.acdc_layout import patient_name, read_info
+from nnunet_ssp.converters.acdc import read_info_cfg
+from nnunet_ssp.phantom.acdc_layout import patient_name
 from nnunet_ssp.phantom.groups import GROUP_NAMES
 from nnunet_ssp.phantom.motion import anatomical_depth, contraction_curve, thickened_wall
 from nnunet_ssp.phantom.subject import subject_group
@@ -52,7 +53,7 @@ def read(path: Path) -> np.ndarray:
 
 def frames_of(subject: Path):
     """ED and ES as 1-based frame numbers, and the frame count, from Info.cfg."""
-    info = read_info(subject / "Info.cfg")
+    info = read_info_cfg(subject / "Info.cfg")
     return int(info["ED"]), int(info["ES"]), int(info["NbFrame"])
 
 
@@ -92,7 +93,7 @@ def test_acdc_layout_and_info(dataset):
         expected = {"Info.cfg", f"{subject.name}_4d.nii.gz"} | {
             f"{subject.name}_frame{f:02d}{suffix}.nii.gz" for f in (ed, es) for suffix in ("", "_gt")}
         assert {p.name for p in subject.iterdir()} == expected
-        groups.append(read_info(subject / "Info.cfg")["Group"])
+        groups.append(read_info_cfg(subject / "Info.cfg")["Group"])
     assert sorted(groups) == sorted(GROUP_NAMES)
 
 

@@ -8,9 +8,10 @@ import pytest
 from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
 from nnunet_ssp.cli import main
-from nnunet_ssp.converters import convert_acdc, subject_of_case
+from nnunet_ssp.converters import convert_acdc, subject_of_case, write_subject_splits
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.splits import SIDECAR_FILE, fold_index, make_splits, plan_label_folds
+from nnunet_ssp.splits import SIDECAR_FILE, check_preprocessed, fold_index, make_splits, plan_label_folds
+from nnunet_ssp.unlabeled import prepare_unlabeled
 from test_convert import make_acdc
 
 NAME = "Dataset001_ACDC"
@@ -136,14 +137,39 @@ def test_plans_check_passes_for_preprocessed_cases(acdc12):
     plans = {"plans_name": "P", "configurations": {"2d": {"data_identifier": "P_2d"}}}
     (acdc12 / "P.json").write_text(json.dumps(plans))
     (acdc12 / "P_2d").mkdir()
-    for case in json.loads((acdc12 / "splits_final.json").read_text())[0]["train"][:-1]:
-        (acdc12 / "P_2d" / f"{case}.b2nd").write_bytes(b"")
+    folds = _folds(acdc12)
+    for case in folds[0]["train"][:-1]:
+        for ending in (".b2nd", "_seg.b2nd", ".pkl"):
+            (acdc12 / "P_2d" / f"{case}{ending}").write_bytes(b"")
     with pytest.raises(InputError, match=r"P_2d lacks the preprocessed cases .* and \d+ more"):
         make_splits(1, [1], [0], plans="P")
-    folds = _folds(acdc12)
     for case in folds[0]["val"] + folds[0]["train"][-1:]:
-        (acdc12 / "P_2d" / f"{case}.b2nd").write_bytes(b"")
+        for ending in (".b2nd", "_seg.b2nd"):  # as an interrupted preprocessing leaves the last cases: no .pkl yet
+            (acdc12 / "P_2d" / f"{case}{ending}").write_bytes(b"")
+    unfinished = sorted(folds[0]["val"] + folds[0]["train"][-1:])
+    with pytest.raises(InputError, match=f"P_2d lacks the preprocessed cases {', '.join(unfinished[:3])} and "):
+        check_preprocessed(1, "P")
+    for case in folds[0]["val"] + folds[0]["train"][-1:]:
+        (acdc12 / "P_2d" / f"{case}.pkl").write_bytes(b"")
+    check_preprocessed(1, "P")
     assert make_splits(1, [1], [0], plans="P").appended == 1
+
+
+def test_converting_again_drops_appended_folds_and_their_sidecar_with_a_warning(acdc12, tmp_path, capsys):
+    make_splits(1, [1, 2], [0])
+    assert len(_folds(acdc12)) == 7 and (acdc12 / SIDECAR_FILE).is_file()
+    capsys.readouterr()
+    assert main(["convert-acdc", "-i", str(tmp_path / "acdc"), "-d", "1", "--overwrite"]) == 0
+    assert len(_folds(acdc12)) == 5 and not (acdc12 / SIDECAR_FILE).exists()
+    err = capsys.readouterr().err
+    assert (f"warning: {acdc12 / 'splits_final.json'} held folds 5 to 6 after nnU-Net's five (where make-splits "
+            f"appends its folds); they are gone, and so is {SIDECAR_FILE}. Rerun nnunet-ssp make-splits;") in err
+    make_splits(1, [1], [0])
+    write_subject_splits(1)
+    assert len(_folds(acdc12)) == 5 and not (acdc12 / SIDECAR_FILE).exists()
+    assert "held fold 5 after nnU-Net's five" in capsys.readouterr().err
+    write_subject_splits(1)  # nothing appended: no warning
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_plan_label_folds_alone():
@@ -207,6 +233,19 @@ def test_empty_dataset_and_unknown_dataset_are_refused(nnunet_env, capsys):
     images = nnunet_env["nnUNet_raw"] / "Dataset005_Empty" / "imagesTr"
     _expect_refusal(capsys, ["make-splits", "-d", "5"], str(images), "there are no training cases")
     _expect_refusal(capsys, ["make-splits", "-d", "77"], "No nnU-Net dataset with ID 77")
+
+
+@pytest.mark.parametrize("unset", ["nnUNet_raw", "nnUNet_preprocessed"])
+def test_unset_data_roots_are_refused_with_their_name(acdc12, monkeypatch, tmp_path, unset):
+    monkeypatch.delenv(unset)
+    expected = f"The environment variable {unset} is not set; export it (see `nnunet-ssp env`)."
+    with pytest.raises(InputError) as error:
+        make_splits(NAME, [1], [0])
+    assert str(error.value) == expected
+    if unset == "nnUNet_preprocessed":  # the unlabeled pool finds the dataset's plans through the same root
+        with pytest.raises(InputError) as error:
+            prepare_unlabeled(NAME, tmp_path)
+        assert str(error.value) == expected
 
 
 def test_fold_index_before_make_splits_is_refused(acdc12):

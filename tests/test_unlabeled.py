@@ -19,7 +19,9 @@ import SimpleITK as sitk
 
 from nnunet_ssp.cli import main
 from nnunet_ssp.converters.acdc import read_info_cfg
+from nnunet_ssp.converters.cases import case_id
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.locking import LOCK_FILE, folder_lock
 from nnunet_ssp.positions import runs_base_to_apex
 from nnunet_ssp.slices import labelled_case_slices
 from nnunet_ssp.unlabeled import REPORT_FILE, ManifestRow, prepare_unlabeled, read_manifest, unlabeled_pool_slices
@@ -270,22 +272,43 @@ def test_killed_run_resumes_and_leaves_only_complete_cases(env, tmp_path):
     result = prepare(tmp_path / "big")
     assert len(result.already_done) == len(written) and len(result.prepared) == 40 - len(written)
     assert pool_cases(env["pool"]) == [f"big_t{t:03d}" for t in range(40)]
-    assert not list(env["pool"].glob(".*"))  # no temporary leftovers
+    assert [p.name for p in env["pool"].glob(".*")] == [LOCK_FILE]  # no temporary leftovers
     for case in pool_cases(env["pool"]):
         assert np.isfinite(load(env["pool"], case)[0]).all()
     assert len(read_manifest(env["pool"])) == 40 * 8
 
 
-def test_manifest_reads_100k_rows_quickly(tmp_path):
+def test_a_pool_another_run_fills_is_refused(env):
+    with folder_lock(env["pool"]):
+        with pytest.raises(InputError, match=f"^{re.escape(str(env['pool']))} is in use by another nnunet-ssp "):
+            prepare(env["acdc"])
+    assert os.listdir(env["pool"]) == [LOCK_FILE]
+
+
+def test_manifest_of_100k_rows_reads_back_without_excluded_subjects(tmp_path):
     rows = [ManifestRow(f"s{i // 1000}_t{i // 10 % 100:03d}", f"s{i // 1000}", i // 10 % 100, i % 10, i % 10, 10,
                         (i % 10 + 0.5) / 10, "/data/x_4d.nii.gz") for i in range(100_000)]
     folder = tmp_path / "nnUNetPlans_2d_unlabeled"
     folder.mkdir()
     write_manifest(rows, folder)
-    start = time.perf_counter()
     table = unlabeled_pool_slices(str(tmp_path), "nnUNetPlans_2d", exclude_subjects=["s0"])
-    assert time.perf_counter() - start < 3.0
     assert len(table) == 99_000 and table.position[0] == rows[1000].position and table.frame[5] == 0
+
+
+def test_throughput_benchmark_dataset_is_one_nnunet_reads(tmp_path):
+    """The scratch dataset of the throughput benchmark: every frame a labelled case, listed by nnU-Net itself."""
+    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+    from nnunet_ssp.unlabeled.benchmark import DATASET, write_frames_dataset
+    cine = write_image(make_cine(0, frames=3), tmp_path / "in" / "s1_4d.nii.gz")
+    write_frames_dataset([cine], tmp_path / "raw")
+    folder = tmp_path / "raw" / DATASET
+    meta = json.loads((folder / "dataset.json").read_text())
+    assert (meta["numTraining"], meta["file_ending"]) == (3, ".nii.gz")
+    assert meta["channel_names"] == {"0": "cineMRI"} and meta["labels"] == {"background": 0, "box": 1}
+    cases = get_filenames_of_train_images_and_targets(str(folder), meta)
+    assert sorted(cases) == ["s1_frame01", "s1_frame02", "s1_frame03"]
+    assert all(Path(case["label"]).is_file() for case in cases.values())
 
 
 # ---------------------------------------------------------------- bad input
@@ -412,6 +435,44 @@ def test_runs_that_cannot_work_stop_with_one_sentence(env, tmp_path, case):
     assert str(error.value) == expected
 
 
+@pytest.mark.parametrize("content,problem", [
+    ('{"patient001": ["train"]}', ': the entry of subject patient001 is no object with a "path" (its cine).'),
+    ('{"patient006": {"split": "test"}}', ': the entry of subject patient006 is no object with a "path" (its cine).'),
+    ("[]", " is no JSON object of subject -> cine entry."),
+    ("{broken", " is not valid JSON"),
+])
+def test_bad_cines_json_of_the_dataset_is_refused(env, tmp_path, content, problem):
+    cines_file = env["nnUNet_raw"] / DATASET / "cines.json"
+    cines_file.write_text(content)
+    _good(tmp_path / "in")
+    with pytest.raises(InputError) as error:
+        prepare(tmp_path / "in")
+    assert str(error.value).startswith(f"{cines_file}{problem}")
+
+
+@pytest.mark.parametrize("change", ["batch size", "network", "spacing"])
+def test_pool_is_kept_unless_the_plans_preprocess_differently(env, tmp_path, change):
+    """Plans that differ only in what training uses keep the pool; another target spacing refuses it."""
+    _good(tmp_path / "in")
+    prepare(tmp_path / "in")
+    plans_file = env["nnUNet_preprocessed"] / DATASET / f"{PLANS}.json"
+    plans = json.loads(plans_file.read_text())
+    configuration = plans["configurations"]["2d"]
+    if change == "batch size":
+        configuration["batch_size"] += 3
+    elif change == "network":
+        configuration["architecture"]["arch_kwargs"]["features_per_stage"][0] *= 2
+    else:
+        configuration["spacing"] = [2 * s for s in configuration["spacing"]]
+    plans_file.write_text(json.dumps(plans))
+    if change == "spacing":
+        with pytest.raises(InputError, match=f"^{re.escape(str(env['pool']))} was prepared with other plans"):
+            prepare(tmp_path / "in")
+    else:
+        again = prepare(tmp_path / "in")
+        assert again.prepared == [] and len(again.already_done) == FRAMES
+
+
 # ---------------------------------------------------------------- real cines
 @pytest.mark.skipif(SUNNYBROOK is None or not SUNNYBROOK.is_dir(), reason="shared Sunnybrook cines not present")
 def test_sunnybrook_cine_apex_is_where_the_lv_gets_small(env):
@@ -444,7 +505,7 @@ def test_phantom_cines_run_base_to_apex_with_slice_index(env, tmp_path):
     cine = tmp_path / "phantom" / subject / f"{subject}_4d.nii.gz"
     assert len({r.case for r in result.rows}) == sitk.ReadImage(str(cine)).GetSize()[3]
     ed = int(read_info_cfg(tmp_path / "phantom" / subject / "Info.cfg")["ED"])
-    ed_label = tmp_path / "phantom" / subject / f"{subject}_frame{ed:02d}_gt.nii.gz"
+    ed_label = tmp_path / "phantom" / subject / f"{case_id(subject, ed - 1)}_gt.nii.gz"
     lv_area = (sitk.GetArrayFromImage(sitk.ReadImage(str(ed_label))) == 3).sum(axis=(1, 2))
     stack = sorted((r for r in result.rows if r.frame == ed - 1), key=lambda r: r.slice_index)
     assert (np.diff([r.position for r in stack]) > 0).all()

@@ -27,6 +27,7 @@ BASELINE = "baseline"
 PRETRAIN, FINETUNE = "pretrain", "finetune"
 CONFIGURATION = "2d"
 FINAL_CHECKPOINT = "checkpoint_final.pth"
+CHECKPOINTS = (FINAL_CHECKPOINT, "checkpoint_latest.pth", "checkpoint_best.pth")  # what nnUNetv2_train --c reads
 FINETUNE_TRAINER = "nnUNetTrainerSSPFinetune"
 BASELINE_TRAINER = "nnUNetTrainer"
 
@@ -130,6 +131,10 @@ class Layout:
         """The file whose presence (with matching content) marks the run finished."""
         return self.run_folder(run) / "done.json"
 
+    def train_record(self, run: Run) -> Path:
+        """The file that says the run's training started, or finished, while the run is not finished."""
+        return self.run_folder(run) / "train.json"
+
     def log(self, run: Run, step: str) -> Path:
         return self.run_folder(run) / f"{step}.log"
 
@@ -148,10 +153,12 @@ def schedule_suffix(epochs: Optional[int], iters: Optional[int]) -> str:
 
 def pretraining_trainer(method: str) -> str:
     """The class name of a method's pretraining trainer."""
-    from nnunet_ssp.pretrain import nnUNetTrainerSSP
+    from nnunet_ssp.pretrain import (nnUNetTrainerSSP_DINO, nnUNetTrainerSSP_MIM, nnUNetTrainerSSP_PCL,
+                                     nnUNetTrainerSSP_SimCLR)  # imported here: the trainers load all of nnU-Net's
 
-    names = {cls.method_name: cls.__name__ for cls in nnUNetTrainerSSP.__subclasses__()}
-    return names[method]
+    trainers = {"simclr": nnUNetTrainerSSP_SimCLR, "pcl": nnUNetTrainerSSP_PCL, "dino": nnUNetTrainerSSP_DINO,
+                "mim": nnUNetTrainerSSP_MIM}
+    return trainers[method].__name__
 
 
 def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int]) -> List[Run]:

@@ -1,44 +1,77 @@
-"""Finished-run markers: `<out>/runs/<run>/done.json`, written atomically after a run's last step.
+"""A run's records in `<out>/runs/<run>/`: `done.json` marks it finished, `train.json` tracks its training.
 
-A run counts as finished when its marker exists, describes the same run (dataset, plans, trainer, fold, start
-weights, ...) and every output it lists (final checkpoint, evaluation summary) still exists. Deleting a marker, or
-an output, makes the run pending again; a marker of other settings (another schedule in the same folder) does too.
+A run counts as finished when its marker exists, describes the same run (dataset, plans, trainer, fold and, for a
+fine-tuning, the path, size and modification time of the pretraining checkpoint it started from), every output it
+lists (final checkpoint, evaluation summary) still exists, and its pretraining run is finished too. Deleting a
+marker, or an output, makes the run pending again; a marker of other settings (another schedule in the same
+folder) does too, and so does a pretraining done again (a new checkpoint) for every fine-tuning that started
+from it.
 
-    {"run": {identity}, "outputs": {"checkpoint": path, "summary": path}, "commands": [[argv], ...],
-     "seconds": {"train": s, "predict": s, "evaluate": s}, "finished": "2025-01-31T12:00:00"}
+`train.json` is written when a run's training starts (`finished` null) and again when it ends, so that an
+interrupted run continues where it stopped: training that finished is not redone, training that was cut short
+continues from its checkpoint. The runner removes it just before it writes `done.json`, so deleting `done.json`
+redoes the whole run.
+
+    done.json   {"run": {identity}, "outputs": {"checkpoint": path, "summary": path}, "commands": [[argv], ...],
+                 "seconds": {"train": s, "predict": s, "evaluate": s}, "finished": "2025-01-31T12:00:00"}
+    train.json  {"run": {identity}, "command": [argv], "seconds": s or null, "finished": "..." or null}
 """
 
 import json
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from nnunet_ssp.atomic import write_json
-from nnunet_ssp.benchmark.grid import Layout, Run
+from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINAL_CHECKPOINT, Layout, Run
+
+TRAIN_NOT_STARTED, TRAIN_INTERRUPTED, TRAIN_FINISHED = "not started", "interrupted", "finished"
 
 
 def run_identity(run: Run, layout: Layout) -> dict:
-    """What must agree between a marker and a planned run for the marker to count."""
+    """What must agree between a record and a planned run for the record to count."""
     return {**asdict(run), "dataset": layout.dataset_name, "plans": layout.plans,
             "model_folder": str(layout.model_folder(run)),
-            "pretrained_weights": str(layout.checkpoint(run.pretraining)) if run.pretraining else None}
+            "pretrained_weights": file_stamp(layout.checkpoint(run.pretraining)) if run.pretraining else None}
+
+
+def file_stamp(path: Path) -> Optional[dict]:
+    """Path, size and modification time of a file (None while it is missing): a rewritten file gets another stamp."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return {"path": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
 
 
 def write_marker(run: Run, layout: Layout, commands: List[List[str]], seconds: Dict[str, float]) -> None:
     """Mark `run` finished."""
     write_json({"run": run_identity(run, layout), "outputs": {k: str(v) for k, v in layout.outputs(run).items()},
-                "commands": commands, "seconds": seconds, "finished": datetime.now().isoformat(timespec="seconds")},
-               layout.marker(run))
+                "commands": commands, "seconds": seconds, "finished": _now()}, layout.marker(run))
+
+
+def _record(path: Path, run: Run, layout: Layout) -> Optional[dict]:
+    """The JSON record at `path` if it is one of `run` (same identity), else None."""
+    try:
+        record = json.loads(path.read_text())
+        return record if record["run"] == run_identity(run, layout) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def is_finished(run: Run, layout: Layout) -> bool:
-    """Whether `run` has a marker of the same run whose outputs all exist."""
+    """Whether `run` has a marker of the same run whose outputs all exist, and its pretraining is finished."""
+    if run.pretraining is not None and not is_finished(run.pretraining, layout):
+        return False
+    record = _record(layout.marker(run), run, layout)
     try:
-        record = json.loads(layout.marker(run).read_text())
-        return (record["run"] == run_identity(run, layout)
-                and all(Path(path).is_file() for path in record["outputs"].values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return record is not None and all(Path(path).is_file() for path in record["outputs"].values())
+    except (KeyError, TypeError, AttributeError):
         return False
 
 
@@ -50,3 +83,26 @@ def pending_runs(runs: Sequence[Run], layout: Layout) -> List[Run]:
 def finished_runs(runs: Sequence[Run], layout: Layout) -> List[Run]:
     """The finished runs, in grid order."""
     return [run for run in runs if is_finished(run, layout)]
+
+
+def write_train_record(run: Run, layout: Layout, command: List[str], seconds: Optional[float] = None) -> None:
+    """Record that `run`'s training with `command` started (`seconds` None) or finished after `seconds`."""
+    write_json({"run": run_identity(run, layout), "command": command, "seconds": seconds,
+                "finished": None if seconds is None else _now()}, layout.train_record(run))
+
+
+def train_record(run: Run, layout: Layout) -> Optional[dict]:
+    """`run`'s train.json, or None when there is none of this run."""
+    return _record(layout.train_record(run), run, layout)
+
+
+def train_state(run: Run, layout: Layout) -> str:
+    """TRAIN_FINISHED when train.json says so and the final checkpoint exists, TRAIN_INTERRUPTED when it says the
+    training started and left a checkpoint to continue from, else TRAIN_NOT_STARTED."""
+    record = train_record(run, layout)
+    if record is None:
+        return TRAIN_NOT_STARTED
+    model = layout.model_folder(run)
+    if record.get("finished"):
+        return TRAIN_FINISHED if (model / FINAL_CHECKPOINT).is_file() else TRAIN_NOT_STARTED
+    return TRAIN_INTERRUPTED if any((model / name).is_file() for name in CHECKPOINTS) else TRAIN_NOT_STARTED

@@ -2,16 +2,19 @@
 
 Files below `out` (default `$nnUNet_results/DatasetXXX/ssp_benchmark`):
 
+    .lock                    held while a benchmark works here, so a second one is refused
     benchmark.json           the settings and command line of the last call
     benchmark.log            the runner's own log: every run started, finished or skipped, with its commands
     runs/<run>/              train.log, predict.log, evaluate.log (subprocess output), predictions/,
-                             summary.json (nnU-Net's evaluation), done.json (the finished marker)
+                             summary.json (nnU-Net's evaluation), done.json (the finished marker), train.json
+                             (while the run is unfinished: its training started or finished)
     models/<method>/         the nnU-Net results root of that method's runs (and of the baseline's)
     test_images/             links to the labelled test images, only when imagesTs also holds unlabelled ones
     results.csv, report.md, dice_vs_subjects.png
 
-A run that was interrupted is done again from its start, except that training left unfinished with a
-`checkpoint_latest.pth` continues from it (`nnUNetv2_train --c`).
+An interrupted run continues where it stopped (see `markers`): training that finished is kept and only prediction
+and evaluation run again; training cut short continues from its checkpoint (`nnUNetv2_train --c`); a new training
+first deletes the model folder's old checkpoints. A fine-tuning whose pretraining is done again is redone.
 """
 
 import json
@@ -23,7 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from nnunetv2.configuration import default_num_processes
 from nnunetv2.paths import nnUNet_results
@@ -31,14 +34,16 @@ from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folde
 from tqdm import tqdm
 
 from nnunet_ssp.atomic import atomic_dir, write_json
-from nnunet_ssp.benchmark.grid import (PRETRAIN, BenchmarkSettings, Layout, Run, evaluate_command,
+from nnunet_ssp.benchmark.grid import (CHECKPOINTS, PRETRAIN, BenchmarkSettings, Layout, Run, evaluate_command,
                                        plan_runs, predict_command, train_command)
-from nnunet_ssp.benchmark.markers import finished_runs, pending_runs, write_marker
+from nnunet_ssp.benchmark.markers import (TRAIN_FINISHED, TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, finished_runs,
+                                          pending_runs, train_record, train_state, write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import SETTINGS_FILE, BenchmarkReport, report_from_csv
 from nnunet_ssp.benchmark.results import rows_from_summary, structure_names, write_results_csv
-from nnunet_ssp.converters.roots import dataset_name_of, raw_dataset_folder
 from nnunet_ssp.environment import environment_exports
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.locking import folder_lock
+from nnunet_ssp.roots import dataset_name_of, raw_dataset_folder
 from nnunet_ssp.splits import make_splits
 
 RESULTS_FILE = "results.csv"
@@ -59,6 +64,7 @@ class BenchmarkResult:
     done: int
     seconds: float
     report: BenchmarkReport
+    folds: Dict[Tuple[int, int], int]  # (labelled subjects, seed) -> the fold index make-splits gave it
 
     def summary(self) -> str:
         """A few readable lines for the command line."""
@@ -86,14 +92,23 @@ def default_output_folder(dataset_name: str) -> Path:
 
 
 def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
-    """Make the splits, do every pending run of the grid, then write results.csv and the report."""
+    """Make the splits, do every pending run of the grid, then write results.csv and the report.
+
+    Holds the lock of the output folder throughout: a second benchmark there is refused.
+    """
     start = time.monotonic()
     dataset_name = dataset_name_of(settings.dataset)
+    out = Path(settings.out) if settings.out is not None else default_output_folder(dataset_name)
+    with folder_lock(out):
+        return _run_grid(settings, Layout(out.resolve(), dataset_name, settings.plans), start)
+
+
+def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> BenchmarkResult:
+    """`run_benchmark` once it holds the output folder."""
+    dataset_name = layout.dataset_name
     raw = raw_dataset_folder(dataset_name)
     splits = make_splits(dataset_name, settings.subjects, settings.seeds, settings.val_subjects,
                          settings.subject_pattern, settings.plans)
-    out = Path(settings.out) if settings.out is not None else default_output_folder(dataset_name)
-    layout = Layout(out.resolve(), dataset_name, settings.plans)
     evaluation = evaluation_set(raw, layout.out)
     runs = plan_runs(settings, splits.folds)
     write_json({"command": settings.command_line(), "settings": settings.record(), "dataset": dataset_name,
@@ -121,7 +136,7 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     report = report_from_csv(layout.out / RESULTS_FILE, settings.command_line())
     log.write(f"benchmark done: {len(pending)} runs done, {len(runs) - len(pending)} skipped")
     return BenchmarkResult(layout.out, len(runs), len(runs) - len(pending), len(pending), time.monotonic() - start,
-                           report)
+                           report, splits.folds)
 
 
 class _RunnerLog:
@@ -136,32 +151,59 @@ class _RunnerLog:
             f.write(f"{datetime.now().isoformat(timespec='seconds')} {line}\n")
 
 
-def _execute(run: Run, layout: Layout, device: str, evaluation: EvaluationSet, log: _RunnerLog, counter: str,
-             start: float) -> None:
-    """Train (then predict and evaluate) one run and mark it finished; RunFailedError if a step fails."""
-    layout.marker(run).unlink(missing_ok=True)
-    layout.run_folder(run).mkdir(parents=True, exist_ok=True)
-    model = layout.model_folder(run)
-    resume = (model / "checkpoint_latest.pth").is_file() and not (model / "checkpoint_final.pth").is_file()
-    pretrained = layout.checkpoint(run.pretraining) if run.pretraining else None
-    steps = {"train": train_command(run, layout, device, pretrained, resume)}
+def prepare_steps(run: Run, layout: Layout, device: str, evaluation: EvaluationSet) -> Dict[str, List[str]]:
+    """The commands still to run for a pending run, by step: training, unless it finished before (train.json), then
+    prediction and evaluation unless pretraining.
+
+    Training continues an interrupted training of the same run with `--c`; a new training first deletes the old
+    checkpoints of the model folder, so that if it is interrupted in turn, it continues from its own.
+    """
+    steps = {}
+    state = train_state(run, layout)
+    if state == TRAIN_NOT_STARTED:
+        for name in CHECKPOINTS:
+            (layout.model_folder(run) / name).unlink(missing_ok=True)
+    if state != TRAIN_FINISHED:
+        pretrained = layout.checkpoint(run.pretraining) if run.pretraining else None
+        steps["train"] = train_command(run, layout, device, pretrained, resume=state == TRAIN_INTERRUPTED)
     if run.kind != PRETRAIN:
         processes = worker_processes()
         steps["predict"] = predict_command(run, layout, device, evaluation.images, processes)
         steps["evaluate"] = evaluate_command(run, layout, evaluation.labels, processes)
         shutil.rmtree(layout.predictions(run), ignore_errors=True)
+    return steps
+
+
+def _execute(run: Run, layout: Layout, device: str, evaluation: EvaluationSet, log: _RunnerLog, counter: str,
+             start: float) -> None:
+    """Do the steps left of one run and mark it finished; RunFailedError if a step fails."""
+    layout.marker(run).unlink(missing_ok=True)
+    layout.run_folder(run).mkdir(parents=True, exist_ok=True)
+    steps = prepare_steps(run, layout, device, evaluation)
     env = {**os.environ, "nnUNet_results": str(layout.results_root(run)),
            "nnUNet_extTrainer": environment_exports()["nnUNet_extTrainer"]}
     tqdm.write(f"{counter} {run.name}: {run.describe()}")
-    seconds = {}
+    commands, seconds = [], {}
+    if "train" not in steps:
+        trained = train_record(run, layout)
+        commands.append(trained["command"])
+        seconds["train"] = trained["seconds"]
+        log.write(f"kept {run.name} train (finished before)")
+        tqdm.write("    train finished before; kept")
     for step, argv in steps.items():
         log.write(f"start {run.name} {step}: nnUNet_results={shlex.quote(env['nnUNet_results'])} {shlex.join(argv)}")
+        if step == "train":
+            write_train_record(run, layout, argv)
         began = time.monotonic()
         call_logged(argv, env, layout.log(run, step), f"{run.name}: nnU-Net's {step} step")
         seconds[step] = round(time.monotonic() - began, 1)
+        if step == "train":
+            write_train_record(run, layout, argv, seconds[step])
+        commands.append(argv)
         tqdm.write(f"    {step} done in {timedelta(seconds=round(seconds[step]))} "
                    f"(elapsed {timedelta(seconds=round(time.monotonic() - start))})")
-    write_marker(run, layout, list(steps.values()), seconds)
+    layout.train_record(run).unlink()  # before the marker: deleting done.json must redo the training too
+    write_marker(run, layout, commands, seconds)
     log.write(f"finished {run.name} in {sum(seconds.values()):.1f} s")
 
 

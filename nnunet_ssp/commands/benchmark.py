@@ -18,8 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(nnUNetTrainerSSPFinetune_<E>epochs_<I>iters -pretrained_weights ...) and train nnU-Net's "
                     "baseline on the same schedule (nnUNetTrainer_<E>epochs_<I>iters), predict "
                     "$nnUNet_raw/DatasetXXX/imagesTs and evaluate against labelsTs with nnU-Net (3D Dice per "
-                    "structure and test case). Finished runs are skipped, so an interrupted benchmark resumes; "
-                    "delete runs/<run>/done.json to redo a run. Writes results.csv, report.md (mean ± sd, paired "
+                    "structure and test case). Finished runs are skipped, so an interrupted benchmark resumes; a "
+                    "second benchmark in an --out another one is working in is refused; "
+                    "delete runs/<run>/done.json to redo a run (a pretraining done again redoes the fine-tuning "
+                    "that started from it). Writes results.csv, report.md (mean ± sd, paired "
                     "Wilcoxon tests against the baseline) and dice_vs_subjects.png into --out. Python: "
                     "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")
     p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
@@ -45,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from nnunet_ssp.benchmark import BenchmarkSettings, RunFailedError, report_from_csv, run_benchmark
     from nnunet_ssp.benchmark.runner import RESULTS_FILE, default_output_folder
-    from nnunet_ssp.converters.roots import dataset_name_of
+    from nnunet_ssp.roots import dataset_name_of
 
     settings = BenchmarkSettings(
         args.dataset, tuple(dict.fromkeys(args.methods)), tuple(args.subjects), tuple(args.seeds),

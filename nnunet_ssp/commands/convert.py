@@ -44,7 +44,9 @@ def _add_common_arguments(p: argparse.ArgumentParser, default_name: str) -> None
                          help="flat folder only: hold out K subjects (seeded random draw) as the test set")
     holdout.add_argument("--test-list", type=Path, metavar="FILE",
                          help="flat folder only: hold out the subjects named in FILE, one a line")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing raw dataset of that ID and name")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing raw dataset of that ID and name (and its five folds: folds make-splits "
+                        "appended are dropped, with a warning)")
 
 
 def _run_acdc(args: argparse.Namespace) -> None:

@@ -18,7 +18,8 @@ _DESCRIPTION = (
     "towards the apex when the slice axis points left, anterior and inferior (direction (1, -1, -1) in LPS "
     "coordinates), otherwise the positions are reversed; --flip-base-apex flips a whole dataset whose geometry "
     "says the opposite of its anatomy. "
-    "A second run skips the frames already there; a killed run resumes. Bad files (other dimensionality, several "
+    "A second run skips the frames already there; a killed run resumes; a run on a pool another run is filling is "
+    "refused. Bad files (other dimensionality, several "
     "channels, a coarsest axis other than the plans' slice axis, unreadable, NaN or infinite voxels, constant "
     "frames) are skipped with a warning and listed in the report. Test subjects of the dataset (images in its "
     "imagesTs, split \"test\" in its cines.json) are left out unless --allow-test-subjects.")

@@ -24,10 +24,10 @@ from tqdm import tqdm
 from nnunet_ssp.atomic import atomic_dir, write_json
 from nnunet_ssp.converters.cases import CASE_MARKER, case_id
 from nnunet_ssp.converters.images import check_same_size, read_image, read_size
-from nnunet_ssp.converters.roots import raw_dataset_folder
 from nnunet_ssp.converters.subject_splits import (N_FOLDS, SPLIT_SEED, SPLITS_FILE, draw_test_subjects,
                                                   publish_splits, subject_folds)
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import raw_dataset_folder
 
 CINES_FILE = "cines.json"
 FILE_ENDING = ".nii.gz"

@@ -10,7 +10,7 @@ import csv
 import re
 from functools import partial
 from pathlib import Path
-from typing import Dict, Iterator, NamedTuple, Optional
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from nnunet_ssp.converters.common import (FILE_ENDING, TEST, TRAIN, CineFormat, ConversionResult, LabelledFrame,
                                           Subject, convert_cines, make_subject, read_label)
@@ -39,30 +39,43 @@ class PhaseRow(NamedTuple):
 
 
 def read_phase_table(csv_file: Path) -> Dict[str, PhaseRow]:
-    """Subject -> ED, ES (0-based) and vendor/centre from an M&Ms information CSV."""
+    """Subject -> ED, ES (0-based) and vendor/centre from an M&Ms information CSV, one row per subject."""
     if not csv_file.is_file():
         raise InputError(f"{csv_file} is missing.")
-    with open(csv_file, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
-    header = [_normalise(h) for h in (rows[0] if rows else [])]
-    where = {ours: next((header.index(_normalise(h)) for h in spellings if _normalise(h) in header), None)
-             for ours, spellings in CSV_COLUMNS.items()}
-    for column in REQUIRED_COLUMNS:
-        if where[column] is None:
-            raise InputError(f"{csv_file} has no {column} column (accepted headers: "
-                             f"{', '.join(CSV_COLUMNS[column])}; case, spaces, '_' and '-' do not matter).")
-    table = {}
-    for row in rows[1:]:
-        if not any(cell.strip() for cell in row):
-            continue
-        values = {ours: row[i].strip() for ours, i in where.items() if i is not None and i < len(row)}
-        for phase in ("ED", "ES"):
-            if not values.get(phase, "").isdigit():
-                raise InputError(f"{csv_file}: {phase} of subject {values.get('subject')} is "
-                                 f"{values.get(phase)!r}, not a frame index.")
-        info = {k: v for k, v in values.items() if k not in REQUIRED_COLUMNS and v}
-        table[values["subject"]] = PhaseRow(int(values["ED"]), int(values["ES"]), info)
+    try:
+        with open(csv_file, newline="", encoding="utf-8-sig") as f:
+            rows = csv.reader(f)
+            header = [_normalise(h) for h in next(rows, [])]
+            where = {ours: next((header.index(_normalise(h)) for h in spellings if _normalise(h) in header), None)
+                     for ours, spellings in CSV_COLUMNS.items()}
+            for column in REQUIRED_COLUMNS:
+                if where[column] is None:
+                    raise InputError(f"{csv_file} has no {column} column (accepted headers: "
+                                     f"{', '.join(CSV_COLUMNS[column])}; case, spaces, '_' and '-' do not matter).")
+            table, line_of = {}, {}
+            for row in rows:
+                if any(cell.strip() for cell in row):
+                    subject, phase_row = _phase_row(row, where, f"{csv_file} line {rows.line_num}")
+                    if subject in line_of:
+                        raise InputError(f"{csv_file} line {rows.line_num} repeats subject {subject} of line "
+                                         f"{line_of[subject]}.")
+                    table[subject], line_of[subject] = phase_row, rows.line_num
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{csv_file} cannot be read as a CSV file ({e}).") from None
     return table
+
+
+def _phase_row(row: List[str], where: Dict[str, Optional[int]], line: str) -> Tuple[str, PhaseRow]:
+    """The subject of a CSV row and its ED, ES and other known columns; `line` names the row in messages."""
+    values = {ours: row[i].strip() for ours, i in where.items() if i is not None and i < len(row)}
+    subject = values.get("subject", "")
+    if not subject:
+        raise InputError(f"{line} has no subject.")
+    for phase in ("ED", "ES"):
+        if not values.get(phase, "").isdigit():
+            raise InputError(f"{line}: {phase} of subject {subject} is {values.get(phase, '')!r}, not a frame index.")
+    info = {k: v for k, v in values.items() if k not in REQUIRED_COLUMNS and v}
+    return subject, PhaseRow(int(values["ED"]), int(values["ES"]), info)
 
 
 def _normalise(header: str) -> str:

@@ -3,22 +3,27 @@
 nnU-Net reads its folds from `$nnUNet_preprocessed/<dataset>/splits_final.json`. We keep a copy in the raw dataset
 folder too: nnU-Net's experiment planner (`nnUNetv2_plan_and_preprocess`) copies `<raw>/splits_final.json` into the
 preprocessed folder when that has none, and otherwise asserts that the first folds agree; it never deletes it.
+Writing the five folds again drops the folds `nnunet-ssp make-splits` appended, and its sidecar that describes them.
 """
 
+import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Sequence, Union
 
 import numpy as np
+from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.utilities.crossval_split import generate_crossval_split
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.converters.cases import subject_of_case
-from nnunet_ssp.converters.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
 
 SPLITS_FILE = "splits_final.json"
+SIDECAR_FILE = "splits_ssp.json"  # make-splits' record of which appended fold is which (nnunet_ssp.splits)
 N_FOLDS = 5
 SPLIT_SEED = 12345  # the seed nnU-Net uses for its own default split
 
@@ -45,19 +50,39 @@ def subject_folds(case_ids: Iterable[str], n_folds: int = N_FOLDS, seed: int = S
 
 
 def publish_splits(folds: Folds, dataset_name: str) -> List[Path]:
-    """Write `folds` as `splits_final.json` into the preprocessed folder when nnUNet_preprocessed is set."""
-    folder = preprocessed_dataset_folder(dataset_name)
-    if folder is None:
+    """Write `folds` as `splits_final.json` into the preprocessed folder when nnUNet_preprocessed is set.
+
+    Folds appended there by make-splits are dropped with its sidecar, and a warning names them.
+    """
+    if not nnUNet_preprocessed.is_set():
         return []
+    folder = preprocessed_dataset_folder(dataset_name)
+    appended = _appended_fold_count(folder / SPLITS_FILE)
+    (folder / SIDECAR_FILE).unlink(missing_ok=True)
     write_json(folds, folder / SPLITS_FILE)
+    if appended:
+        which = f"fold {N_FOLDS}" if appended == 1 else f"folds {N_FOLDS} to {N_FOLDS + appended - 1}"
+        print(f"warning: {folder / SPLITS_FILE} held {which} after nnU-Net's five (where make-splits appends its "
+              f"folds); they are gone, and so is {SIDECAR_FILE}. Rerun nnunet-ssp make-splits; a benchmark knows its finished runs by fold number "
+              f"alone, so if the new folds differ, delete its runs of those folds or use a new --out.",
+              file=sys.stderr)
     return [folder / SPLITS_FILE]
+
+
+def _appended_fold_count(splits_file: Path) -> int:
+    """How many folds after nnU-Net's five `splits_file` holds (0 when it is missing or no list of folds)."""
+    try:
+        folds = json.loads(splits_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return 0
+    return max(0, len(folds) - N_FOLDS) if isinstance(folds, list) else 0
 
 
 def write_subject_splits(dataset: Union[int, str]) -> List[Path]:
     """(Re)write the subject-grouped folds of a raw dataset (ID or name) into its raw and preprocessed folders.
 
-    Replaces both `splits_final.json` files with the five folds alone (folds appended later are dropped);
-    returns the files written.
+    Replaces both `splits_final.json` files with the five folds alone (folds appended by make-splits are dropped,
+    see `publish_splits`); returns the files written.
     """
     dataset_name = dataset_name_of(dataset)
     raw_folder = raw_dataset_folder(dataset_name)

@@ -1,12 +1,16 @@
-"""Write (and read back) a subject in the ACDC folder layout: 4D cine, ED/ES frames with labels, Info.cfg."""
+"""Write a subject in the ACDC folder layout: 4D cine, ED/ES frames with labels, Info.cfg (read back by the ACDC
+converter's `read_info_cfg`)."""
 
 from pathlib import Path
-from typing import Dict, Union
+from typing import Union
 
 import numpy as np
 import SimpleITK as sitk
 
 from nnunet_ssp.atomic import atomic_dir
+from nnunet_ssp.converters.acdc import INFO_FILE
+from nnunet_ssp.converters.cases import case_id
+from nnunet_ssp.converters.common import FILE_ENDING
 from nnunet_ssp.phantom.cine import Cine
 from nnunet_ssp.phantom.geometry import ScanGeometry
 
@@ -51,20 +55,11 @@ def write_subject(cine: Cine, folder: Union[str, Path], name: str) -> Path:
     target = Path(folder) / name
     scan = cine.plan.scan
     with atomic_dir(target) as tmp:
-        sitk.WriteImage(_cine_volume(cine.image, scan), str(tmp / f"{name}_4d.nii.gz"), useCompression=True)
+        sitk.WriteImage(_cine_volume(cine.image, scan), str(tmp / f"{name}_4d{FILE_ENDING}"), useCompression=True)
         for frame, labels in sorted(cine.labels.items()):
-            stem = tmp / f"{name}_frame{frame + 1:02d}"
-            sitk.WriteImage(_volume(cine.image[frame], scan), f"{stem}.nii.gz", useCompression=True)
-            sitk.WriteImage(_volume(labels, scan), f"{stem}_gt.nii.gz", useCompression=True)
-        (tmp / "Info.cfg").write_text(info_text(cine))
+            stem = tmp / case_id(name, frame)
+            sitk.WriteImage(_volume(cine.image[frame], scan), f"{stem}{FILE_ENDING}", useCompression=True)
+            sitk.WriteImage(_volume(labels, scan), f"{stem}_gt{FILE_ENDING}", useCompression=True)
+        (tmp / INFO_FILE).write_text(info_text(cine))
     return target
 
-
-def read_info(path: Union[str, Path]) -> Dict[str, str]:
-    """The key: value pairs of an ACDC Info.cfg."""
-    info = {}
-    for line in Path(path).read_text().splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            info[key.strip()] = value.strip()
-    return info

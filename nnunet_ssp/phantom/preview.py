@@ -7,8 +7,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_ssp.atomic import atomic_path
+from nnunet_ssp.converters.acdc import INFO_FILE, read_info_cfg
+from nnunet_ssp.converters.cases import case_id
+from nnunet_ssp.converters.common import FILE_ENDING
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.phantom.acdc_layout import read_info
 
 LABEL_COLOURS = {1: "#ffd400", 2: "#ff3b30", 3: "#30d5ff"}   # RV, myocardium, LV cavity
 LABEL_NAMES = {1: "RV", 2: "MYO", 3: "LV"}
@@ -16,12 +18,12 @@ LABEL_NAMES = {1: "RV", 2: "MYO", 3: "LV"}
 
 def _pick_subjects(folder: Path, max_subjects: int) -> List[Path]:
     """One subject per group first (in folder order), then more subjects until `max_subjects`."""
-    subjects = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "Info.cfg").is_file())
+    subjects = sorted(p for p in folder.iterdir() if p.is_dir() and (p / INFO_FILE).is_file())
     if not subjects:
         raise InputError(f"The folder {folder} holds no subject folders with an Info.cfg.")
     chosen, groups = [], set()
     for subject in subjects:
-        group = read_info(subject / "Info.cfg").get("Group")
+        group = read_info_cfg(subject / INFO_FILE).get("Group")
         if group not in groups:
             groups.add(group)
             chosen.append(subject)
@@ -31,14 +33,14 @@ def _pick_subjects(folder: Path, max_subjects: int) -> List[Path]:
 
 def _load(subject: Path) -> Tuple[dict, np.ndarray, dict, float]:
     """Info, cine (t, z, y, x), labels per 0-based frame, and pixel size of one subject folder."""
-    info = read_info(subject / "Info.cfg")
-    cine = sitk.ReadImage(str(subject / f"{subject.name}_4d.nii.gz"))
+    info = read_info_cfg(subject / INFO_FILE)
+    cine = sitk.ReadImage(str(subject / f"{subject.name}_4d{FILE_ENDING}"))
     labels = {}
     for key in ("ED", "ES"):
-        frame = int(info[key])
-        gt = subject / f"{subject.name}_frame{frame:02d}_gt.nii.gz"
+        frame = int(info[key]) - 1
+        gt = subject / f"{case_id(subject.name, frame)}_gt{FILE_ENDING}"
         if gt.is_file():
-            labels[frame - 1] = sitk.GetArrayFromImage(sitk.ReadImage(str(gt)))
+            labels[frame] = sitk.GetArrayFromImage(sitk.ReadImage(str(gt)))
     return info, sitk.GetArrayFromImage(cine), labels, cine.GetSpacing()[0]
 
 

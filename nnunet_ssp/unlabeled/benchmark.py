@@ -18,8 +18,11 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import SimpleITK as sitk
+from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
 from nnunet_ssp.converters.cases import case_id
+from nnunet_ssp.converters.common import CHANNEL_NAME, FILE_ENDING
+from nnunet_ssp.unlabeled.plans import pool_folder
 from nnunet_ssp.unlabeled.sources import DEFAULT_PATTERNS, find_images, subject_and_frame
 
 DATASET_ID = 987
@@ -42,12 +45,14 @@ def write_frames_dataset(cines: List[Path], raw: Path) -> None:
             box[:, y // 3:2 * y // 3, x // 3:2 * x // 3] = 1
             label = sitk.GetImageFromArray(box)
             label.CopyInformation(frame)
-            sitk.WriteImage(frame, str(folder / "imagesTr" / f"{case_id(subject, t)}_0000.nii.gz"), True)
-            sitk.WriteImage(label, str(folder / "labelsTr" / f"{case_id(subject, t)}.nii.gz"), True)
+            sitk.WriteImage(frame, str(folder / "imagesTr" / f"{case_id(subject, t)}_0000{FILE_ENDING}"), True)
+            sitk.WriteImage(label, str(folder / "labelsTr" / f"{case_id(subject, t)}{FILE_ENDING}"), True)
             frames += 1
-    (folder / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "cineMRI"}, "labels": {"background": 0, "box": 1}, "numTraining": frames,
-        "file_ending": ".nii.gz"}))
+    generate_dataset_json(str(folder), channel_names={0: CHANNEL_NAME}, labels={"background": 0, "box": 1},
+                          num_training_cases=frames, file_ending=FILE_ENDING, dataset_name=DATASET,
+                          description="Every frame of the cines as a labelled case, to time preprocessing against "
+                                      "prepare-unlabeled (nnunet_ssp.unlabeled.benchmark).",
+                          converted_by="nnunet-ssp")
 
 
 def _timed(command: List[str], env: Dict[str, str]) -> Tuple[float, float]:
@@ -71,8 +76,8 @@ def benchmark(cine_dir: Path, work_dir: Path, num_processes: int = 2, repeats: i
         write_frames_dataset(cines, roots["nnUNet_raw"])
         subprocess.run([str(bin_dir / "nnUNetv2_plan_and_preprocess"), "-d", str(DATASET_ID), "-c", "2d", "-np",
                         np_, "-npfp", np_], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    frames = len(list((roots["nnUNet_raw"] / DATASET / "imagesTr").glob("*.nii.gz")))
-    pool = roots["nnUNet_preprocessed"] / DATASET / "nnUNetPlans_2d_unlabeled"
+    frames = len(list((roots["nnUNet_raw"] / DATASET / "imagesTr").glob(f"*{FILE_ENDING}")))
+    pool = pool_folder(roots["nnUNet_preprocessed"] / DATASET, "nnUNetPlans_2d")
     nnunet = [str(bin_dir / "nnUNetv2_preprocess"), "-d", str(DATASET_ID), "-c", "2d", "-np", np_]
     ours = [sys.executable, "-m", "nnunet_ssp.cli", "prepare-unlabeled", "-d", str(DATASET_ID), "-i", str(cine_dir),
             "-np", np_, "--allow-test-subjects"]

@@ -3,13 +3,13 @@
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import FrozenSet
+from typing import Dict, FrozenSet
 
-from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
 
 from nnunet_ssp.converters.common import CINES_FILE, TEST
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import raw_dataset_folder
 from nnunet_ssp.slices import subject_and_frame_of_case
 
 
@@ -26,10 +26,10 @@ class HeldOut:
 
 def held_out_subjects(dataset_name: str, file_ending: str) -> HeldOut:
     """Subjects with images in `imagesTs` of the raw dataset, and those `cines.json` marks with split "test"."""
-    raw = Path(nnUNet_raw.get()) / dataset_name if nnUNet_raw.is_set() else None
-    if raw is None or not raw.is_dir():
-        raise InputError(f"The raw dataset {raw or '$nnUNet_raw/' + dataset_name} is missing, so its test subjects "
-                         f"cannot be kept out; pass --allow-test-subjects if the input holds none.")
+    raw = raw_dataset_folder(dataset_name)
+    if not raw.is_dir():
+        raise InputError(f"The raw dataset {raw} is missing, so its test subjects cannot be kept out; pass "
+                         f"--allow-test-subjects if the input holds none.")
     subjects, cines = set(), set()
     images_ts = raw / "imagesTs"
     if images_ts.is_dir():
@@ -37,12 +37,22 @@ def held_out_subjects(dataset_name: str, file_ending: str) -> HeldOut:
         subjects.update(subject_and_frame_of_case(str(case))[0] for case in cases)
     cines_file = raw / CINES_FILE
     if cines_file.is_file():
-        try:
-            cines_entries = json.loads(cines_file.read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(f"{cines_file} is not valid JSON ({e}).") from None
-        for name, entry in cines_entries.items():
+        for name, entry in _cine_entries(cines_file).items():
             if entry.get("split") == TEST:
                 subjects.add(name)
                 cines.add(Path(entry["path"]).resolve())
     return HeldOut(frozenset(subjects), frozenset(cines))
+
+
+def _cine_entries(cines_file: Path) -> Dict[str, dict]:
+    """Subject -> its entry in the converters' cines.json, each checked to be an object with a "path"."""
+    try:
+        entries = json.loads(cines_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{cines_file} is not valid JSON ({e}).") from None
+    if not isinstance(entries, dict):
+        raise InputError(f"{cines_file} is no JSON object of subject -> cine entry.")
+    for name, entry in entries.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise InputError(f'{cines_file}: the entry of subject {name} is no object with a "path" (its cine).')
+    return entries

@@ -9,13 +9,18 @@ from typing import Union
 
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
-from nnunetv2.paths import nnUNet_preprocessed
-from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
 
 POOL_SUFFIX = "_unlabeled"
+# What decides a preprocessed frame: entries of the configuration, and of the plans as a whole. Batch size, patch
+# size and network do not, so plans that differ only in those keep the pool.
+FRAME_CONFIGURATION_KEYS = ("data_identifier", "preprocessor_name", "spacing", "normalization_schemes",
+                            "use_mask_for_norm", "resampling_fn_data", "resampling_fn_data_kwargs",
+                            "resampling_fn_seg", "resampling_fn_seg_kwargs")
+FRAME_PLANS_KEYS = ("transpose_forward", "foreground_intensity_properties_per_channel", "image_reader_writer")
 
 
 def pool_folder(preprocessed_dataset_folder_base: Union[str, os.PathLike], data_identifier: str) -> Path:
@@ -46,24 +51,17 @@ class PoolPlans:
         return pool_folder(self.plans_file.parent, self.configuration_manager.data_identifier)
 
     def signature(self) -> str:
-        """A digest of everything in the plans that changes a preprocessed frame."""
-        manager = self.plans_manager
-        relevant = {"configuration": self.configuration_manager.configuration,
-                    "transpose_forward": manager.transpose_forward,
-                    "intensity": manager.foreground_intensity_properties_per_channel}
+        """A digest of the plans entries that change a preprocessed frame (see FRAME_CONFIGURATION_KEYS)."""
+        configuration = self.configuration_manager.configuration  # with the configuration's inheritance resolved
+        relevant = {"configuration": {key: configuration.get(key) for key in FRAME_CONFIGURATION_KEYS},
+                    "plans": {key: self.plans.get(key) for key in FRAME_PLANS_KEYS}}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_pool_plans(dataset: Union[int, str], plans_name: str, configuration: str) -> PoolPlans:
     """The plans `plans_name` of a preprocessed dataset (ID or name), checked for what the pool supports."""
-    try:
-        dataset_name = maybe_convert_to_dataset_name(dataset)
-    except RuntimeError:
-        raise InputError(f"No nnU-Net dataset with ID or name {dataset} exists under nnUNet_raw, "
-                         f"nnUNet_preprocessed or nnUNet_results.") from None
-    if not nnUNet_preprocessed.is_set():
-        raise InputError("The environment variable nnUNet_preprocessed is not set; export it (see `nnunet-ssp env`).")
-    folder = Path(nnUNet_preprocessed.get()) / dataset_name
+    dataset_name = dataset_name_of(dataset)
+    folder = preprocessed_dataset_folder(dataset_name)
     plans_file, dataset_json_file = folder / f"{plans_name}.json", folder / "dataset.json"
     for needed in (plans_file, dataset_json_file):
         if not needed.is_file():

@@ -2,8 +2,9 @@
 
 A frame is done when its three case files are in the pool (see `frames`); a later run skips done frames, a run
 that was killed redoes the frames it had not finished. `report.json` records the plans the pool was made with (a
-run with other plans is refused), the options and what the last run did; `manifest.csv` lists every slice of the
-selected subjects' done frames.
+run with plans that preprocess a frame differently is refused), the options and what the last run did;
+`manifest.csv` lists every slice of the selected subjects' done frames. One run at a time fills a pool: a second
+one is refused while the first holds the pool's lock (`locking`).
 """
 
 import multiprocessing
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.locking import folder_lock
 from nnunet_ssp.unlabeled.frames import (Frame, FrameJob, FramePreprocessor, FrameReader, FrameResult,
                                          case_is_complete, remove_partial_cases)
 from nnunet_ssp.unlabeled.held_out import HeldOut, held_out_subjects
@@ -103,29 +105,29 @@ def prepare_unlabeled(dataset: Union[int, str], input_dir: Union[str, Path], pla
     settings = {"dataset": plans.dataset_name, "plans": plans.plans_file.stem, "configuration": configuration,
                 "plans_signature": plans.signature(), "flip_base_apex": flip_base_apex, "input": str(input_dir),
                 "patterns": list(patterns), "kind": {4: "4d", 3: "3d"}[dimension]}
-    previous = _previous_settings(folder, settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_partial_cases(folder)
-    write_json({**settings, "complete": False}, folder / REPORT_FILE)
+    with folder_lock(folder):  # another run would delete this one's temporary cases and race on the manifest
+        previous = _previous_settings(folder, settings)
+        remove_partial_cases(folder)
+        write_json({**settings, "complete": False}, folder / REPORT_FILE)
 
-    already_done = [job.case for job in jobs if case_is_complete(folder, job.case)]
-    done = set(already_done)
-    todo = [job for job in jobs if job.case not in done]
-    if already_done:
-        print(f"All {len(jobs)} frames are already in {folder}; nothing to preprocess." if not todo else
-              f"{len(already_done)} of {len(jobs)} frames are already in {folder}; skipping them.")
-    new_rows = _preprocess(todo, plans, flip_base_apex, num_processes, bad)
-    reusable = _manifest_by_case(folder) if previous.get("flip_base_apex") == flip_base_apex else {}
-    rows = [row for job in jobs if job.case in new_rows or job.case in done
-            for row in new_rows.get(job.case) or reusable.get(job.case)
-            or case_rows(folder, job.case, plans.plans_manager.transpose_forward, flip_base_apex)]
-    write_manifest(rows, folder)
-    result = PoolResult(folder, rows, sorted(new_rows), already_done, bad, excluded, refused,
-                        _unlisted_cases(folder, jobs))
-    write_json(result.report(settings), folder / REPORT_FILE)
-    if not rows:
-        raise InputError(f"{input_dir} holds no frame nnU-Net could preprocess; see {folder / REPORT_FILE}.")
-    return result
+        already_done = [job.case for job in jobs if case_is_complete(folder, job.case)]
+        done = set(already_done)
+        todo = [job for job in jobs if job.case not in done]
+        if already_done:
+            print(f"All {len(jobs)} frames are already in {folder}; nothing to preprocess." if not todo else
+                  f"{len(already_done)} of {len(jobs)} frames are already in {folder}; skipping them.")
+        new_rows = _preprocess(todo, plans, flip_base_apex, num_processes, bad)
+        reusable = _manifest_by_case(folder) if previous.get("flip_base_apex") == flip_base_apex else {}
+        rows = [row for job in jobs if job.case in new_rows or job.case in done
+                for row in new_rows.get(job.case) or reusable.get(job.case)
+                or case_rows(folder, job.case, plans.plans_manager.transpose_forward, flip_base_apex)]
+        write_manifest(rows, folder)
+        result = PoolResult(folder, rows, sorted(new_rows), already_done, bad, excluded, refused,
+                            _unlisted_cases(folder, jobs))
+        write_json(result.report(settings), folder / REPORT_FILE)
+        if not rows:
+            raise InputError(f"{input_dir} holds no frame nnU-Net could preprocess; see {folder / REPORT_FILE}.")
+        return result
 
 
 def _preprocess(jobs: List[FrameJob], plans: PoolPlans, flip_base_apex: bool, num_processes: int,
