@@ -23,6 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--configuration", default="2d", help="configuration (2d)")
     p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (nnUNetPlans)")
     p.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda"], help="device (cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads while measuring (default: torch's own); 1 with --clock cpu gives the most "
+                        "stable numbers on a busy machine")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="which time the targets are judged on (wall); the table shows both")
     p.add_argument("--methods", nargs="+", choices=list(METHOD_CLASSES), default=list(METHOD_CLASSES),
                    help="SSP methods to time beside nnU-Net's trainer (default: all)")
     p.add_argument("--steps", type=int, default=30, help="timed rounds, one step of each trainer per round (30)")
@@ -43,9 +48,11 @@ def _run(args: argparse.Namespace) -> None:
     from nnunet_ssp.atomic import write_json
     from nnunet_ssp.speed import SpeedSettings, benchmark_speed
 
-    settings = SpeedSettings(args.dataset, args.configuration, args.plans, args.device, tuple(args.methods),
-                             args.steps, args.warmup, args.loader_batches, not args.skip_prepare, args.cines,
-                             args.num_processes, args.prepare_repeats)
+    settings = SpeedSettings(
+        args.dataset, args.configuration, args.plans, args.device, threads=args.threads, clock=args.clock,
+        methods=tuple(args.methods), steps=args.steps, warmup=args.warmup, loader_batches=args.loader_batches,
+        prepare=not args.skip_prepare, cines=args.cines, prepare_processes=args.num_processes,
+        prepare_repeats=args.prepare_repeats)
     report = benchmark_speed(settings)
     print(report.table())
     if args.json is not None:

@@ -16,16 +16,16 @@ import contextlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from tqdm import tqdm
 
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.speed.measure import PeakMemory, cpu_model, load_average, resident_mib, timed
+from nnunet_ssp.speed.measure import PeakMemory, cpu_model, load_average, process_cpu_seconds, resident_mib, timed
 from nnunet_ssp.speed.passes import NetworkPasses, method_of, network_passes
 from nnunet_ssp.speed.report import SpeedReport, TrainerResult
 
@@ -33,6 +33,7 @@ SUPERVISED_TRAINER = "nnUNetTrainer"
 SSP_TRAINERS = {"mim": "nnUNetTrainerSSP_MIM", "simclr": "nnUNetTrainerSSP_SimCLR", "pcl": "nnUNetTrainerSSP_PCL",
                 "dino": "nnUNetTrainerSSP_DINO"}
 KEPT_BATCHES = 2
+CLOCKS = ("wall", "cpu")
 
 
 @dataclass
@@ -43,6 +44,8 @@ class SpeedSettings:
     configuration: str = "2d"
     plans: str = "nnUNetPlans"
     device: str = "cpu"
+    threads: Optional[int] = None
+    clock: str = "wall"
     methods: Sequence[str] = tuple(SSP_TRAINERS)
     steps: int = 30
     warmup: int = 3
@@ -61,6 +64,10 @@ class SpeedSettings:
         unknown = sorted(set(self.methods) - set(SSP_TRAINERS))
         if unknown:
             raise InputError(f"Unknown SSP methods {', '.join(unknown)}; known: {', '.join(SSP_TRAINERS)}.")
+        if self.clock not in CLOCKS:
+            raise InputError(f"The clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}.")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {self.threads}.")
         if min(self.steps, self.loader_batches, self.prepare_repeats, self.prepare_processes) < 1 or self.warmup < 0:
             raise InputError("--steps, --loader-batches, --prepare-repeats and -np must be at least 1 and "
                              "--warmup at least 0.")
@@ -140,8 +147,17 @@ def _loaders(trainer: nnUNetTrainer):
     return train_loader
 
 
-def _loader_rate(trainer: nnUNetTrainer, batches: int) -> Tuple[float, int, List[dict]]:
-    """Batches per second of a fresh training loader once its caches are empty, its workers, and two batches.
+@dataclass
+class _LoaderSpeed:
+    batches_per_second: float
+    cpu_seconds_per_batch: float
+    workers: int
+    batches: List[dict]
+
+
+def _loader_speed(trainer: nnUNetTrainer, batches: int) -> _LoaderSpeed:
+    """Speed of a fresh training loader once its caches are empty: batches per second, CPU seconds per batch (its
+    workers and this process), and two of its batches to time the steps on.
 
     Workers fill two queues of `num_cached` batches each, and one batch is in the making per worker; those are
     drawn untimed first, so what is timed is how fast new batches are made.
@@ -151,10 +167,12 @@ def _loader_rate(trainer: nnUNetTrainer, batches: int) -> Tuple[float, int, List
         kept = [next(loader) for _ in range(KEPT_BATCHES)]
         for _ in range(2 * getattr(loader, "num_cached", 0) + getattr(loader, "num_processes", 0)):
             next(loader)
-        start = time.perf_counter()
+        workers = [p.pid for p in getattr(loader, "_processes", [])]
+        cpu, start = process_cpu_seconds(workers), time.perf_counter()
         for _ in range(batches):
             next(loader)
-        return batches / (time.perf_counter() - start), int(getattr(loader, "num_processes", 0)), kept
+        wall, cpu = time.perf_counter() - start, process_cpu_seconds(workers) - cpu
+        return _LoaderSpeed(batches / wall, cpu / batches, len(workers), kept)
     finally:
         _stop(loader)
 
@@ -181,19 +199,21 @@ def _start_trainer(name: str, settings: SpeedSettings, device: torch.device) -> 
         trainer.initialize()
         train_loader = _loaders(trainer)
         try:
-            _live_wait_share(trainer, train_loader, settings.warmup)
+            for _ in range(settings.warmup):
+                trainer.train_step(next(train_loader))
             wait_share = _live_wait_share(trainer, train_loader, max(1, settings.loader_batches // 2))
         finally:
             _stop(train_loader)
     with _quiet():
-        loader_rate, workers, batches = _loader_rate(trainer, settings.loader_batches)
+        loader = _loader_speed(trainer, settings.loader_batches)
     passes = network_passes(trainer)
     result = TrainerResult(
         trainer=name, method=method_of(trainer), views=passes.views(trainer), batch_size=int(trainer.batch_size),
         patch_size=[int(p) for p in trainer.configuration_manager.patch_size],
-        data_workers=workers, loader_batches_per_second=loader_rate,
+        data_workers=loader.workers, loader_batches_per_second=loader.batches_per_second,
+        loader_cpu_seconds_per_batch=loader.cpu_seconds_per_batch,
         live_data_wait_share=wait_share, added_rss_mib=memory.added_mib, cuda_peak_mib=memory.cuda_peak_mib)
-    return _Run(trainer, passes, [_on_device(b, device) for b in batches], result)
+    return _Run(trainer, passes, [_on_device(b, device) for b in loader.batches], result)
 
 
 def _time_step(run: _Run, batch: dict, device: torch.device) -> None:
@@ -229,38 +249,53 @@ def _prepare_speed(settings: SpeedSettings, cines: Path) -> dict:
         return benchmark(cines, Path(work), settings.prepare_processes, settings.prepare_repeats)
 
 
+def _measure_trainers(names: List[str], settings: SpeedSettings, device: torch.device, bar: tqdm) -> List[_Run]:
+    """Start every trainer in turn, then time their steps and bare passes in interleaved rounds."""
+    runs = []
+    for name in names:
+        bar.set_postfix_str(f"starting {name}")
+        runs.append(_start_trainer(name, settings, device))
+        bar.update()
+    for index in range(settings.steps):
+        bar.set_postfix_str(f"round {index + 1} of {settings.steps}")
+        for run in (runs if index % 2 == 0 else runs[::-1]):
+            _time_round(run, index, device)
+        bar.update()
+    for run in runs:
+        run.result.set_times(run.step_wall, run.step_cpu, run.bare_wall, run.bare_cpu)
+    return runs
+
+
 def benchmark_speed(settings: SpeedSettings) -> SpeedReport:
     """Measure nnU-Net's supervised step, each SSP step, their bare passes, loaders and memory, and prepare-unlabeled."""
     settings.check()
     cines = settings.prepare_cines()
     device = torch.device(settings.device)
     names = [SUPERVISED_TRAINER, *(name for method, name in SSP_TRAINERS.items() if method in settings.methods)]
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads or default_threads)
     machine = {"cpu_model": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "torch": torch.__version__, "device": settings.device,
                "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                "load_average_start": load_average()}
-    idle_mib = resident_mib()
-    runs: List[_Run] = []
-    with tqdm(total=len(names) + settings.steps + settings.prepare, desc="benchmark-speed", unit="stage") as bar:
-        for name in names:
-            bar.set_postfix_str(f"starting {name}")
-            runs.append(_start_trainer(name, settings, device))
+    try:
+        with tqdm(total=1 + len(names) + settings.steps + (cines is not None), desc="benchmark-speed",
+                  unit="stage") as bar:
+            bar.set_postfix_str("warming the process up")
+            # One throwaway start pays for lazy imports and library caches, so no trainer's memory includes them.
+            _start_trainer(SUPERVISED_TRAINER, replace(settings, warmup=0, loader_batches=1), device)
+            idle_mib = resident_mib()
             bar.update()
-        for index in range(settings.steps):
-            bar.set_postfix_str(f"round {index + 1} of {settings.steps}")
-            for run in (runs if index % 2 == 0 else runs[::-1]):
-                _time_round(run, index, device)
-            bar.update()
-        for run in runs:
-            run.result.set_times(run.step_wall, run.step_cpu, run.bare_wall, run.bare_cpu)
-        prepare = None
-        if settings.prepare:
-            bar.set_postfix_str("prepare-unlabeled against nnUNetv2_preprocess")
-            prepare = _prepare_speed(settings, cines)
-            bar.update()
+            runs = _measure_trainers(names, settings, device, bar)
+            prepare = None
+            if cines is not None:
+                bar.set_postfix_str("prepare-unlabeled against nnUNetv2_preprocess")
+                prepare = _prepare_speed(settings, cines)
+                bar.update()
+    finally:
+        torch.set_num_threads(default_threads)
     machine["load_average_end"] = load_average()
-    dataset = runs[0].trainer.plans_manager.dataset_name
-    run_settings = {"dataset": dataset, "configuration": settings.configuration, "plans": settings.plans, "fold": 0,
-                    "steps": settings.steps, "warmup": settings.warmup, "loader_batches": settings.loader_batches,
-                    "idle_rss_mib": idle_mib}
+    run_settings = {"dataset": runs[0].trainer.plans_manager.dataset_name, "configuration": settings.configuration,
+                    "plans": settings.plans, "fold": 0, "steps": settings.steps, "warmup": settings.warmup,
+                    "loader_batches": settings.loader_batches, "clock": settings.clock, "idle_rss_mib": idle_mib}
     return SpeedReport(machine, run_settings, [run.result for run in runs], prepare)

@@ -5,7 +5,7 @@ import ctypes.util
 import gc
 import os
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
@@ -21,6 +21,20 @@ def timed(call: Callable[[], object], device: torch.device) -> Tuple[float, floa
     call()
     synchronize()
     return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def process_cpu_seconds(pids: Sequence[int]) -> float:
+    """CPU seconds (user + system) used so far by this process and the processes `pids` (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = time.process_time()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process has ended
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def _status_mib(field: str) -> Optional[float]:
