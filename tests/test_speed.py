@@ -70,9 +70,8 @@ def test_ratios_are_medians_of_paired_rounds_and_targets_follow_the_clock():
     from nnunet_ssp.speed import SpeedReport, TrainerResult
 
     def result(name, method, steps, bares, added):
-        t = TrainerResult(name, method, "1", 4, [8, 8], 2, 20.0, 0.05, 0.0, added, None)
-        t.set_times(steps, [s / 2 for s in steps], bares, [b / 2 for b in bares])
-        return t
+        return TrainerResult(name, method, "1", 4, [8, 8], 2, 20.0, 0.05, 0.0, added, None, step_wall=steps,
+                             step_cpu=[s / 2 for s in steps], bare_wall=bares, bare_cpu=[b / 2 for b in bares])
 
     settings = {"dataset": "D", "configuration": "2d", "plans": "P", "fold": 0, "steps": 3, "warmup": 0,
                 "loader_batches": 1, "clock": "wall", "idle_rss_mib": 100.0}

@@ -1,12 +1,13 @@
 """Training-step speed of the SSP trainers against nnU-Net's own, measured side by side in one process.
 
 Every trainer is built by nnU-Net's `get_trainer_from_args` on the same plans, configuration, fold 0 and device, so
-all use the plans' batch size, and is timed through its real `train_step`. Per trainer, in turn:
+all use the plans' batch size, and is timed through its real `train_step`. A throwaway start of nnU-Net's trainer
+first pays for lazy imports and library caches. Then per trainer, in turn:
 1. build, initialise, start its own training data loader (`get_dataloaders`, default workers) and run warm-up
    iterations, then live iterations (loader and step together, as nnU-Net's loop runs them), recording the share of
    time spent waiting for data and the resident-memory peak of all this;
-2. the loader alone: batches per second once its cache is drained;
-3. keep two of its batches and stop the loader.
+2. a fresh loader alone: batches per second and CPU seconds per batch once its caches are drained, and two of its
+   batches kept for timing the steps.
 Then `steps` rounds: in each, every trainer (in alternating order) runs one `train_step` and, on the same batch, its
 bare network passes (`nnunet_ssp.speed.passes`), each timed in wall and CPU seconds. Ratios are medians of per-round
 ratios, so a change of machine load between rounds cancels out.
@@ -16,7 +17,7 @@ import contextlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
@@ -109,10 +110,6 @@ class _Run:
     passes: NetworkPasses
     batches: List[dict]
     result: TrainerResult
-    step_wall: List[float] = field(default_factory=list)
-    step_cpu: List[float] = field(default_factory=list)
-    bare_wall: List[float] = field(default_factory=list)
-    bare_cpu: List[float] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -218,16 +215,16 @@ def _start_trainer(name: str, settings: SpeedSettings, device: torch.device) -> 
 
 def _time_step(run: _Run, batch: dict, device: torch.device) -> None:
     wall, cpu = timed(lambda: run.trainer.train_step(batch), device)
-    run.step_wall.append(wall)
-    run.step_cpu.append(cpu)
+    run.result.step_wall.append(wall)
+    run.result.step_cpu.append(cpu)
 
 
 def _time_bare_passes(run: _Run, batch: dict, device: torch.device) -> None:
     inputs = run.passes.inputs(run.trainer, batch)
     run.trainer.optimizer.zero_grad(set_to_none=True)
     wall, cpu = timed(lambda: run.passes.run(run.trainer, inputs), device)
-    run.bare_wall.append(wall)
-    run.bare_cpu.append(cpu)
+    run.result.bare_wall.append(wall)
+    run.result.bare_cpu.append(cpu)
 
 
 def _time_round(run: _Run, index: int, device: torch.device) -> None:
@@ -261,8 +258,6 @@ def _measure_trainers(names: List[str], settings: SpeedSettings, device: torch.d
         for run in (runs if index % 2 == 0 else runs[::-1]):
             _time_round(run, index, device)
         bar.update()
-    for run in runs:
-        run.result.set_times(run.step_wall, run.step_cpu, run.bare_wall, run.bare_cpu)
     return runs
 
 

@@ -10,7 +10,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-SUPERVISED_METHOD = "supervised"
+from nnunet_ssp.speed.passes import SUPERVISED
+
 # (ratio key, comparison, limit, what it means): checked for every SSP trainer; `only` limits one to a method.
 TARGETS = (
     ("step_vs_bare", "<=", 1.10, None, "SSP step at most 1.10x its bare network passes"),
@@ -31,7 +32,7 @@ def _paired(numerators: List[float], denominators: List[float]) -> float:
 
 @dataclass
 class TrainerResult:
-    """What was measured of one trainer; seconds are per step, memory in MiB."""
+    """What was measured of one trainer; seconds are per step and round, memory in MiB."""
 
     trainer: str
     method: str
@@ -49,11 +50,6 @@ class TrainerResult:
     step_cpu: List[float] = field(default_factory=list)
     bare_wall: List[float] = field(default_factory=list)
     bare_cpu: List[float] = field(default_factory=list)
-
-    def set_times(self, step_wall: List[float], step_cpu: List[float], bare_wall: List[float],
-                  bare_cpu: List[float]) -> None:
-        """Record the per-round step and bare-pass seconds."""
-        self.step_wall, self.step_cpu, self.bare_wall, self.bare_cpu = step_wall, step_cpu, bare_wall, bare_cpu
 
     def summary(self) -> dict:
         """Medians and derived rates (what the table shows)."""
@@ -83,7 +79,7 @@ class SpeedReport:
 
     @property
     def supervised(self) -> TrainerResult:
-        return next(t for t in self.trainers if t.method == SUPERVISED_METHOD)
+        return next(t for t in self.trainers if t.method == SUPERVISED)
 
     def trainer_ratios(self, t: TrainerResult) -> Dict[str, float]:
         """Ratios of one trainer against its bare passes, its loader and the supervised trainer."""
@@ -113,7 +109,7 @@ class SpeedReport:
         """Each target checked on each SSP trainer it applies to."""
         checks = []
         for t in self.trainers:
-            if t.method == SUPERVISED_METHOD:
+            if t.method == SUPERVISED:
                 continue
             ratios = self.trainer_ratios(t)
             for key, comparison, limit, only, meaning in TARGETS:
