@@ -34,6 +34,7 @@ def test_benchmark_speed_prints_the_table_and_finite_ratios(phantom_env, tmp_pat
     table = printed[printed.index("trainer "):printed.index("targets:")]
     assert [line.split()[0] for line in table.splitlines()[1:len(TRAINERS) + 1]] == TRAINERS
     assert "prepare-unlabeled" not in printed
+    assert list(phantom_env["nnUNet_results"].iterdir()) == []  # the trainers' log files are cleaned up
 
     report = json.loads((tmp_path / "speed.json").read_text())
     assert set(report["trainers"]) == set(TRAINERS)

@@ -246,9 +246,9 @@ def _prepare_speed(settings: SpeedSettings, cines: Path) -> dict:
         return benchmark(cines, Path(work), settings.prepare_processes, settings.prepare_repeats)
 
 
-def _measure_trainers(names: List[str], settings: SpeedSettings, device: torch.device, bar: tqdm) -> List[_Run]:
-    """Start every trainer in turn, then time their steps and bare passes in interleaved rounds."""
-    runs = []
+def _measure_trainers(runs: List[_Run], names: List[str], settings: SpeedSettings, device: torch.device,
+                      bar: tqdm) -> None:
+    """Start every trainer in turn (appending it to `runs`), then time steps and bare passes in interleaved rounds."""
     for name in names:
         bar.set_postfix_str(f"starting {name}")
         runs.append(_start_trainer(name, settings, device))
@@ -258,11 +258,25 @@ def _measure_trainers(names: List[str], settings: SpeedSettings, device: torch.d
         for run in (runs if index % 2 == 0 else runs[::-1]):
             _time_round(run, index, device)
         bar.update()
-    return runs
+
+
+def _remove_log(trainer: nnUNetTrainer) -> None:
+    """Delete the log file a trainer's constructor starts, and its fold, run and dataset folders if left empty."""
+    log = Path(trainer.log_file)
+    log.unlink(missing_ok=True)
+    for folder in (log.parent, log.parent.parent, log.parent.parent.parent):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: a real run lives there
+            return
 
 
 def benchmark_speed(settings: SpeedSettings) -> SpeedReport:
-    """Measure nnU-Net's supervised step, each SSP step, their bare passes, loaders and memory, and prepare-unlabeled."""
+    """Measure nnU-Net's supervised step, each SSP step, their bare passes, loaders and memory, and prepare-unlabeled.
+
+    Trainers are never trained to the end, so the log files their constructors start in nnUNet_results are removed
+    at the end, with the folders that leaves empty.
+    """
     settings.check()
     cines = settings.prepare_cines()
     device = torch.device(settings.device)
@@ -273,15 +287,18 @@ def benchmark_speed(settings: SpeedSettings) -> SpeedReport:
                "torch": torch.__version__, "device": settings.device,
                "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                "load_average_start": load_average()}
+    runs: List[_Run] = []
     try:
         with tqdm(total=1 + len(names) + settings.steps + (cines is not None), desc="benchmark-speed",
                   unit="stage") as bar:
             bar.set_postfix_str("warming the process up")
             # One throwaway start pays for lazy imports and library caches, so no trainer's memory includes them.
-            _start_trainer(SUPERVISED_TRAINER, replace(settings, warmup=0, loader_batches=1), device)
+            warm_up = _start_trainer(SUPERVISED_TRAINER, replace(settings, warmup=0, loader_batches=1), device)
+            _remove_log(warm_up.trainer)
+            del warm_up
             idle_mib = resident_mib()
             bar.update()
-            runs = _measure_trainers(names, settings, device, bar)
+            _measure_trainers(runs, names, settings, device, bar)
             prepare = None
             if cines is not None:
                 bar.set_postfix_str("prepare-unlabeled against nnUNetv2_preprocess")
@@ -289,6 +306,8 @@ def benchmark_speed(settings: SpeedSettings) -> SpeedReport:
                 bar.update()
     finally:
         torch.set_num_threads(default_threads)
+        for run in runs:
+            _remove_log(run.trainer)
     machine["load_average_end"] = load_average()
     run_settings = {"dataset": runs[0].trainer.plans_manager.dataset_name, "configuration": settings.configuration,
                     "plans": settings.plans, "fold": 0, "steps": settings.steps, "warmup": settings.warmup,

@@ -129,19 +129,25 @@ class SpeedReport:
                 "ratios": self.ratios(), "targets": self.targets(), "prepare_unlabeled": self.prepare_unlabeled}
 
     def table(self) -> str:
-        """A readable table of the measurements and ratios, with the machine and the targets."""
-        m, s = self.machine, self.settings
-        sup = self.supervised
-        lines = [f"Training-step speed, {s['dataset']} {s['configuration']} {s['plans']} fold {s['fold']}, "
-                 f"device {m['device']}, batch {sup.batch_size} slices of {'x'.join(map(str, sup.patch_size))}",
-                 f"machine: {m['cpu_model']}, {m['cores']} cores, torch {m['torch']}, torch threads {m['torch_threads']}; "
-                 f"load average {m['load_average_start'][0]} at start, {m['load_average_end'][0]} at end",
-                 f"{s['steps']} interleaved rounds after {s['warmup']} warm-up steps; images = slices of the batch "
-                 f"(views per slice as listed); ratios = medians of per-round ratios, wall/CPU time; targets judged "
-                 f"on {s['clock']} time", ""]
-        header = ("trainer", "views/slice", "step s", "CPU s", "img/s", "x sup", "bare s", "step/bare",
-                  "loader b/s", "loader/step", "data wait", "peak MiB", "x sup")
-        rows = []
+        """A readable table of the measurements and ratios, with the machine, the notes and the targets."""
+        return "\n".join([*self._title(), "", *_aligned(self._rows()), "", *self._notes(), "", "targets:",
+                          *(f"  {'met   ' if c['met'] else 'MISSED'}  {c['trainer']}: {c['ratio']} = {c['value']} "
+                            f"(target {c['target']})" for c in self.targets())])
+
+    def _title(self) -> List[str]:
+        m, s, sup = self.machine, self.settings, self.supervised
+        return [f"Training-step speed, {s['dataset']} {s['configuration']} {s['plans']} fold {s['fold']}, device "
+                f"{m['device']}, batch {sup.batch_size} slices of {'x'.join(map(str, sup.patch_size))}",
+                f"machine: {m['cpu_model']}, {m['cores']} cores, torch {m['torch']}, torch threads "
+                f"{m['torch_threads']}; load average {m['load_average_start'][0]} at start, "
+                f"{m['load_average_end'][0]} at end",
+                f"{s['steps']} interleaved rounds after {s['warmup']} warm-up steps; images = slices of the batch "
+                f"(views per slice as listed); ratios = medians of per-round ratios, wall/CPU time; targets judged "
+                f"on {s['clock']} time"]
+
+    def _rows(self) -> List[tuple]:
+        rows = [("trainer", "views/slice", "step s", "CPU s", "img/s", "x sup", "bare s", "step/bare", "loader b/s",
+                 "loader/step", "data wait", "peak MiB", "x sup")]
         for t in self.trainers:
             v, r = t.summary(), self.trainer_ratios(t)
             rows.append((t.trainer, t.views, f"{v['step_seconds']:.3f}", f"{v['step_cpu_seconds']:.3f}",
@@ -149,26 +155,28 @@ class SpeedReport:
                          f"{v['bare_seconds']:.3f}", _pair(r, "step_vs_bare"), f"{t.loader_batches_per_second:.1f}",
                          _pair(r, "loader_vs_step"), f"{100 * t.live_data_wait_share:.0f} %",
                          _number(t.peak_rss_mib, ".0f"), _number(r.get("memory_vs_supervised"), ".2f")))
-        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
-            lines.append("  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
-                                   for i, (c, w) in enumerate(zip(row, widths))))
-        lines.append(f"\nloader: {sup.data_workers} worker processes (nnU-Net's default); loader/step CPU = step CPU s x "
-                     "workers / loader CPU s per batch; data wait = share of nnU-Net's loop (next batch + train_step) "
-                     "spent waiting; peak MiB = idle process + what the trainer added "
-                     f"(idle {_number(s.get('idle_rss_mib'), '.0f')} MiB)")
-        if self.prepare_unlabeled is not None:
-            p = self.prepare_unlabeled
+        return rows
+
+    def _notes(self) -> List[str]:
+        notes = [f"loader: {self.supervised.data_workers} worker processes (nnU-Net's default); loader/step CPU = "
+                 "step CPU s x workers / loader CPU s per batch; data wait = share of nnU-Net's loop (next batch + "
+                 "train_step) spent waiting; peak MiB = idle process + what the trainer added (idle "
+                 f"{_number(self.settings.get('idle_rss_mib'), '.0f')} MiB)"]
+        p = self.prepare_unlabeled
+        if p is not None:
             fps = p["frames_per_second"]
-            lines.append(f"prepare-unlabeled: {fps['prepare-unlabeled']} frames/s against nnUNetv2_preprocess "
+            notes.append(f"prepare-unlabeled: {fps['prepare-unlabeled']} frames/s against nnUNetv2_preprocess "
                          f"{fps['nnUNetv2_preprocess']} frames/s on the same {p['frames']} frames "
                          f"({p['num_processes']} processes): x{p['speed_ratio_wall']} wall, "
                          f"x{p['speed_ratio_cpu']} CPU")
-        lines.append("\ntargets:")
-        for c in self.targets():
-            lines.append(f"  {'met   ' if c['met'] else 'MISSED'}  {c['trainer']}: {c['ratio']} = {c['value']} "
-                         f"(target {c['target']})")
-        return "\n".join(lines)
+        return notes
+
+
+def _aligned(rows: List[tuple]) -> List[str]:
+    """Rows as lines of columns: the first two left-aligned, the numbers right-aligned."""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+            for row in rows]
 
 
 def _pair(ratios: Dict[str, float], key: str) -> str:
