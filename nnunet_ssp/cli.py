@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "prepare_unlabeled",
     "make_splits",
     "benchmark",
+    "benchmark_speed",
     "demo",
 )
 
