@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "synth",
     "convert",
     "plan_cpu",
+    "make_splits",
+    "benchmark",
 )
 
 

@@ -7,16 +7,15 @@ preprocessed folder when that has none, and otherwise asserts that the first fol
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Union
+from typing import Callable, Dict, Iterable, List, Sequence, Union
 
 import numpy as np
 from nnunetv2.utilities.crossval_split import generate_crossval_split
-from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.converters.cases import subject_of_case
-from nnunet_ssp.converters.roots import preprocessed_dataset_folder, raw_dataset_folder
+from nnunet_ssp.converters.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
 from nnunet_ssp.errors import InputError
 
 SPLITS_FILE = "splits_final.json"
@@ -33,11 +32,12 @@ def draw_test_subjects(subjects: Sequence[str], count: int, seed: int = SPLIT_SE
     return sorted(ordered[i] for i in picked)
 
 
-def subject_folds(case_ids: Iterable[str], n_folds: int = N_FOLDS, seed: int = SPLIT_SEED) -> Folds:
+def subject_folds(case_ids: Iterable[str], n_folds: int = N_FOLDS, seed: int = SPLIT_SEED,
+                  subject_of: Callable[[str], str] = subject_of_case) -> Folds:
     """nnU-Net folds (`[{"train": [...], "val": [...]}, ...]`) in which all cases of a subject share one side."""
     cases_of = defaultdict(list)
     for case in sorted(case_ids):
-        cases_of[subject_of_case(case)].append(case)
+        cases_of[subject_of(case)].append(case)
     if len(cases_of) < n_folds:
         raise ValueError(f"{n_folds} folds need at least {n_folds} subjects, got {len(cases_of)}.")
     return [{part: [case for subject in sorted(fold[part]) for case in cases_of[subject]] for part in ("train", "val")}
@@ -59,10 +59,7 @@ def write_subject_splits(dataset: Union[int, str]) -> List[Path]:
     Replaces both `splits_final.json` files with the five folds alone (folds appended later are dropped);
     returns the files written.
     """
-    try:
-        dataset_name = maybe_convert_to_dataset_name(dataset)
-    except RuntimeError:
-        raise InputError(f"No nnU-Net dataset with ID {dataset} exists under nnUNet_raw.") from None
+    dataset_name = dataset_name_of(dataset)
     raw_folder = raw_dataset_folder(dataset_name)
     if not (raw_folder / "dataset.json").is_file():
         raise InputError(f"{raw_folder / 'dataset.json'} is missing, so {raw_folder} is no nnU-Net raw dataset.")

@@ -1,0 +1,203 @@
+"""The benchmark grid: its settings, its runs, where each run's files live, and the nnU-Net command of each step.
+
+Runs, in the order they are done:
+- `pretrain_<method>`: `nnUNetv2_train D 2d all -tr nnUNetTrainerSSP_<M>[_<E>epochs][_<I>iters]`, once per method;
+- per labelled-subject count and seed (the fold make-splits appended for them): `baseline_n<N>_s<S>` with
+  `nnUNetTrainer[_<E>epochs][_<I>iters]` from nnU-Net's initialisation, and `<method>_n<N>_s<S>` with
+  `nnUNetTrainerSSPFinetune[...]` and `-pretrained_weights` of that method's pretraining checkpoint.
+Every run but pretraining then predicts the test images and evaluates them with nnU-Net.
+
+nnU-Net names its output folder after trainer, plans and fold only, so the fine-tuning runs of different methods
+would share one folder. Each method (and the baseline) therefore gets its own nnU-Net results root,
+`<out>/models/<method>`, passed to the subprocesses as `nnUNet_results`.
+"""
+
+import shlex
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
+
+from nnunet_ssp.errors import InputError
+from nnunet_ssp.methods import METHOD_CLASSES
+
+BASELINE = "baseline"
+PRETRAIN, FINETUNE = "pretrain", "finetune"
+CONFIGURATION = "2d"
+FINAL_CHECKPOINT = "checkpoint_final.pth"
+FINETUNE_TRAINER = "nnUNetTrainerSSPFinetune"
+BASELINE_TRAINER = "nnUNetTrainer"
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """Everything that defines a benchmark; `command_line()` reproduces it."""
+    dataset: str
+    methods: Tuple[str, ...] = tuple(METHOD_CLASSES)
+    subjects: Tuple[int, ...] = (1, 2, 5, 10)
+    seeds: Tuple[int, ...] = (0, 1, 2)
+    pretrain_epochs: Optional[int] = None
+    finetune_epochs: Optional[int] = None
+    iters: Optional[int] = None
+    plans: str = "nnUNetPlans"
+    out: Optional[Path] = None
+    device: str = "cuda"
+    val_subjects: Optional[int] = None
+    subject_pattern: Optional[str] = None
+
+    def __post_init__(self):
+        unknown = [m for m in self.methods if m not in METHOD_CLASSES]
+        if not self.methods or unknown:
+            raise InputError(f"Methods must be some of {', '.join(METHOD_CLASSES)}, not {unknown or 'none'}.")
+        for option, value in (("--pretrain-epochs", self.pretrain_epochs), ("--finetune-epochs", self.finetune_epochs),
+                              ("--iters", self.iters)):
+            if value is not None and value < 1:
+                raise InputError(f"{option} {value} must be at least 1.")
+
+    def command_line(self) -> str:
+        """The `nnunet-ssp benchmark` command that runs this benchmark."""
+        argv = ["nnunet-ssp", "benchmark", "-d", str(self.dataset), "--methods", *self.methods,
+                "--subjects", *map(str, self.subjects), "--seeds", *map(str, self.seeds)]
+        for option, value in (("--pretrain-epochs", self.pretrain_epochs), ("--finetune-epochs", self.finetune_epochs),
+                              ("--iters", self.iters), ("--val-subjects", self.val_subjects),
+                              ("--subject-pattern", self.subject_pattern), ("--out", self.out)):
+            if value is not None:
+                argv += [option, str(value)]
+        return shlex.join(argv + ["-p", self.plans, "-device", self.device])
+
+    def record(self) -> dict:
+        """The settings as JSON-ready values."""
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One nnU-Net training of the grid (plus prediction and evaluation of the test images unless pretraining)."""
+    name: str
+    kind: str  # PRETRAIN, FINETUNE or BASELINE
+    method: str  # the SSP method, or BASELINE
+    trainer: str
+    fold: Union[int, str]
+    labelled_subjects: Optional[int] = None
+    seed: Optional[int] = None
+    pretraining: Optional["Run"] = None  # the pretraining run whose final checkpoint it starts from
+
+    def describe(self) -> str:
+        """A short readable description."""
+        if self.kind == PRETRAIN:
+            return f"pretraining {self.method} ({self.trainer}, fold all)"
+        start = "nnU-Net's initialisation" if self.kind == BASELINE else f"{self.method} weights"
+        return (f"{self.labelled_subjects} labelled subjects, seed {self.seed}, fold {self.fold}, from {start} "
+                f"({self.trainer})")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a benchmark keeps its files, below `out`."""
+    out: Path
+    dataset_name: str
+    plans: str
+
+    def results_root(self, run: Run) -> Path:
+        """The nnU-Net results root of a run's subprocesses: one per method, and one for the baseline."""
+        return self.out / "models" / run.method
+
+    def model_folder(self, run: Run) -> Path:
+        """nnU-Net's output folder of a run (fold_X below the results root)."""
+        return (self.results_root(run) / self.dataset_name /
+                convert_trainer_plans_config_to_identifier(run.trainer, self.plans, CONFIGURATION) / f"fold_{run.fold}")
+
+    def checkpoint(self, run: Run) -> Path:
+        """The final checkpoint nnU-Net writes for a run."""
+        return self.model_folder(run) / FINAL_CHECKPOINT
+
+    def run_folder(self, run: Run) -> Path:
+        """The run's own folder: step logs, predictions, evaluation summary, finished marker."""
+        return self.out / "runs" / run.name
+
+    def predictions(self, run: Run) -> Path:
+        return self.run_folder(run) / "predictions"
+
+    def summary(self, run: Run) -> Path:
+        """nnU-Net's evaluation summary of the test predictions."""
+        return self.run_folder(run) / "summary.json"
+
+    def marker(self, run: Run) -> Path:
+        """The file whose presence (with matching content) marks the run finished."""
+        return self.run_folder(run) / "done.json"
+
+    def log(self, run: Run, step: str) -> Path:
+        return self.run_folder(run) / f"{step}.log"
+
+    def outputs(self, run: Run) -> Dict[str, Path]:
+        """The files a finished run has left."""
+        files = {"checkpoint": self.checkpoint(run)}
+        if run.kind != PRETRAIN:
+            files["summary"] = self.summary(run)
+        return files
+
+
+def schedule_suffix(epochs: Optional[int], iters: Optional[int]) -> str:
+    """`_<E>epochs_<I>iters`, leaving out what is None (the trainer's own default)."""
+    return (f"_{epochs}epochs" if epochs else "") + (f"_{iters}iters" if iters else "")
+
+
+def pretraining_trainer(method: str) -> str:
+    """The class name of a method's pretraining trainer."""
+    from nnunet_ssp.pretrain import nnUNetTrainerSSP
+
+    names = {cls.method_name: cls.__name__ for cls in nnUNetTrainerSSP.__subclasses__()}
+    return names[method]
+
+
+def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int]) -> List[Run]:
+    """Every run of the grid in order: pretraining per method, then per size and seed the baseline and each method.
+
+    `folds` maps (labelled subjects, seed) to the fold index make-splits gave it.
+    """
+    pretrain = schedule_suffix(settings.pretrain_epochs, settings.iters)
+    finetune = schedule_suffix(settings.finetune_epochs, settings.iters)
+    pretraining = {m: Run(f"pretrain_{m}", PRETRAIN, m, pretraining_trainer(m) + pretrain, "all")
+                   for m in settings.methods}
+    runs = list(pretraining.values())
+    for size in sorted(set(settings.subjects)):
+        for seed in dict.fromkeys(settings.seeds):
+            fold, tag = folds[size, seed], f"n{size}_s{seed}"
+            runs.append(Run(f"{BASELINE}_{tag}", BASELINE, BASELINE, BASELINE_TRAINER + finetune, fold, size, seed))
+            runs += [Run(f"{m}_{tag}", FINETUNE, m, FINETUNE_TRAINER + finetune, fold, size, seed, pretraining[m])
+                     for m in settings.methods]
+    return runs
+
+
+def nnunet_executable(name: str) -> str:
+    """An nnU-Net console script: the one beside this Python if it is there, else the name for the PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else name
+
+
+def train_command(run: Run, layout: Layout, device: str, pretrained: Optional[Path], resume: bool) -> List[str]:
+    """`nnUNetv2_train` for a run: continuing its own checkpoint with `--c`, else from `pretrained` if given."""
+    argv = [nnunet_executable("nnUNetv2_train"), layout.dataset_name, CONFIGURATION, str(run.fold),
+            "-p", layout.plans, "-tr", run.trainer, "-device", device]
+    if resume:
+        return argv + ["--c"]
+    return argv + (["-pretrained_weights", str(pretrained)] if pretrained is not None else [])
+
+
+def predict_command(run: Run, layout: Layout, device: str, images: Path, processes: int) -> List[str]:
+    """`nnUNetv2_predict` of the test images with the run's final checkpoint."""
+    return [nnunet_executable("nnUNetv2_predict"), "-i", str(images), "-o", str(layout.predictions(run)),
+            "-d", layout.dataset_name, "-c", CONFIGURATION, "-p", layout.plans, "-tr", run.trainer,
+            "-f", str(run.fold), "-chk", FINAL_CHECKPOINT, "-device", device, "-npp", str(processes),
+            "-nps", str(processes), "--disable_progress_bar"]
+
+
+def evaluate_command(run: Run, layout: Layout, labels: Path, processes: int) -> List[str]:
+    """`nnUNetv2_evaluate_folder` of the run's predictions against the test labels (3D Dice per structure)."""
+    predictions = layout.predictions(run)
+    return [nnunet_executable("nnUNetv2_evaluate_folder"), str(labels), str(predictions),
+            "-djfile", str(predictions / "dataset.json"), "-pfile", str(predictions / "plans.json"),
+            "-o", str(layout.summary(run)), "-np", str(processes)]

@@ -1,0 +1,237 @@
+"""The label-efficiency report, computed from results.csv alone: report.md and dice_vs_subjects.png beside it.
+
+- Mean ± sd of 3D Dice per method and number of labelled subjects, per structure and for the mean of structures
+  (per run and test case the mean over its structures, then mean ± sd over seeds x test cases); sd with ddof 1.
+- Paired two-sided Wilcoxon signed-rank test (scipy) of each method against the baseline, per size and structure,
+  paired over (seed, test case); pairs with a NaN Dice on either side are left out.
+"""
+
+import json
+import math
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from nnunet_ssp.atomic import atomic_path, write_text
+from nnunet_ssp.benchmark.grid import BASELINE
+from nnunet_ssp.benchmark.results import ResultRow, read_results_csv
+from nnunet_ssp.errors import InputError
+
+MEAN_OF_STRUCTURES = "mean of structures"
+REPORT_FILE = "report.md"
+PLOT_FILE = "dice_vs_subjects.png"
+SETTINGS_FILE = "benchmark.json"  # written by the runner; the report takes the command line from it
+
+
+@dataclass(frozen=True)
+class DiceStats:
+    """Mean and sd of the Dice of one method, size and structure over seeds x test cases."""
+    method: str
+    labelled_subjects: int
+    structure: str
+    mean: float
+    sd: float
+    n: int
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A method against the baseline at one size and structure, paired over (seed, test case)."""
+    method: str
+    labelled_subjects: int
+    structure: str
+    n_pairs: int
+    mean_difference: float
+    p_value: float
+
+
+@dataclass(frozen=True)
+class BenchmarkReport:
+    """The numbers of a report and the files written."""
+    stats: List[DiceStats]
+    tests: List[PairedTest]
+    report_file: Path
+    plot_file: Path
+
+
+def with_structure_means(rows: Sequence[ResultRow]) -> List[ResultRow]:
+    """`rows` plus, per run and test case, a row of the mean Dice over its structures (NaN ones left out)."""
+    per_case = defaultdict(list)
+    for row in rows:
+        per_case[row.method, row.labelled_subjects, row.seed, row.fold, row.case].append(row.dice)
+    means = [ResultRow(*key, MEAN_OF_STRUCTURES, _nanmean(values)) for key, values in per_case.items()]
+    return list(rows) + means
+
+
+def dice_stats(rows: Sequence[ResultRow]) -> List[DiceStats]:
+    """Mean ± sd per (method, labelled subjects, structure), in the order methods and structures first appear."""
+    groups = defaultdict(list)
+    for row in rows:
+        if not math.isnan(row.dice):
+            groups[row.method, row.labelled_subjects, row.structure].append(row.dice)
+    stats = []
+    for method in _methods(rows):
+        for size in _sizes(rows):
+            for structure in _structures(rows):
+                values = groups.get((method, size, structure))
+                if values:
+                    sd = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+                    stats.append(DiceStats(method, size, structure, float(np.mean(values)), sd, len(values)))
+    return stats
+
+
+def paired_tests(rows: Sequence[ResultRow]) -> List[PairedTest]:
+    """The Wilcoxon signed-rank test of every method against the baseline per size and structure."""
+    from scipy.stats import wilcoxon
+
+    groups: Dict[Tuple[str, int, str], Dict[Tuple[int, str], float]] = defaultdict(dict)
+    for r in rows:
+        groups[r.method, r.labelled_subjects, r.structure][r.seed, r.case] = r.dice
+    methods = _methods(rows)
+    if BASELINE not in methods:
+        return []
+    tests = []
+    for method in methods[1:]:
+        for size in _sizes(rows):
+            for structure in _structures(rows):
+                baseline = groups.get((BASELINE, size, structure), {})
+                pairs = [(value, baseline.get(pair, math.nan))
+                         for pair, value in groups.get((method, size, structure), {}).items()]
+                pairs = [(a, b) for a, b in pairs if not (math.isnan(a) or math.isnan(b))]
+                if not pairs:
+                    continue
+                ours, theirs = np.array(pairs).T
+                with warnings.catch_warnings():  # scipy warns when every difference is zero
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    try:
+                        p = float(wilcoxon(ours, theirs).pvalue)
+                    except ValueError:
+                        p = math.nan
+                tests.append(PairedTest(method, size, structure, len(pairs), float(np.mean(ours - theirs)), p))
+    return tests
+
+
+def report_from_csv(results_csv: Path, command: Optional[str] = None) -> BenchmarkReport:
+    """Write report.md and dice_vs_subjects.png beside `results_csv`, from its rows alone.
+
+    The command line shown is `command`, else the one recorded in benchmark.json beside the CSV, if any.
+    """
+    results_csv = Path(results_csv)
+    rows = read_results_csv(results_csv)
+    if not rows:
+        raise InputError(f"{results_csv} holds no results yet.")
+    if command is None:
+        command = _recorded_command(results_csv.parent / SETTINGS_FILE)
+    rows = with_structure_means(rows)
+    stats, tests = dice_stats(rows), paired_tests(rows)
+    report_file, plot_file = results_csv.parent / REPORT_FILE, results_csv.parent / PLOT_FILE
+    write_text(render_markdown(stats, tests, results_csv.name, command, plot_file.name), report_file)
+    plot_dice_vs_subjects(stats, plot_file)
+    return BenchmarkReport(stats, tests, report_file, plot_file)
+
+
+def render_markdown(stats: Sequence[DiceStats], tests: Sequence[PairedTest], source: str, command: Optional[str],
+                    plot_name: str) -> str:
+    """The report as Markdown."""
+    sizes = sorted({s.labelled_subjects for s in stats})
+    structures = list(dict.fromkeys(s.structure for s in stats))
+    structures = [MEAN_OF_STRUCTURES] + [s for s in structures if s != MEAN_OF_STRUCTURES]
+    by_key = {(s.method, s.labelled_subjects, s.structure): s for s in stats}
+    lines = ["# Label-efficiency benchmark", "",
+             f"Command: `{command}`" if command else "Command: not recorded.", "",
+             f"3D Dice per test case from nnU-Net's evaluation, recomputed from `{source}` by "
+             f"`nnunet_ssp.benchmark.report_from_csv`. Cells: mean ± sd over seeds x test cases (n values). "
+             f"`{BASELINE}` is nnU-Net trained from its own initialisation with the same schedule.", "",
+             f"![Dice against labelled subjects]({plot_name})", ""]
+    for structure in structures:
+        lines += [f"## {structure}", "", "| method | " + " | ".join(f"{n} labelled" for n in sizes) + " |",
+                  "|---|" + "---|" * len(sizes)]
+        for method in dict.fromkeys(s.method for s in stats):
+            cells = [_cell(by_key.get((method, n, structure))) for n in sizes]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Paired Wilcoxon signed-rank test against the baseline", "",
+              "Two-sided, scipy.stats.wilcoxon, pairs: the same seed and test case; Δ = mean Dice difference "
+              "method − baseline over the pairs.", ""]
+    if tests:
+        lines += ["| method | labelled subjects | structure | pairs | Δ Dice | p |", "|---|---|---|---|---|---|"]
+        order = {s: i for i, s in enumerate(structures)}
+        for t in sorted(tests, key=lambda t: (t.labelled_subjects, order[t.structure])):
+            lines.append(f"| {t.method} | {t.labelled_subjects} | {t.structure} | {t.n_pairs} | "
+                         f"{t.mean_difference:+.3f} | {_format_p(t.p_value)} |")
+    else:
+        lines.append("No pairs: the results hold no baseline and method rows with the same seed and test case.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_dice_vs_subjects(stats: Sequence[DiceStats], path: Path) -> None:
+    """Mean Dice of the structures against labelled subjects, a line per method with ± sd bars; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: Dict[str, List[Tuple[int, float, float]]] = defaultdict(list)
+    for s in stats:
+        if s.structure == MEAN_OF_STRUCTURES:
+            curves[s.method].append((s.labelled_subjects, s.mean, 0.0 if math.isnan(s.sd) else s.sd))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (method, points) in enumerate(curves.items()):
+        x, mean, sd = (np.array(v) for v in zip(*sorted(points)))
+        dodge = 1 + 0.03 * (i - (len(curves) - 1) / 2)  # side by side on the log axis, so error bars do not hide
+        style = {"color": "black", "linestyle": "--"} if method == BASELINE else {}
+        ax.errorbar(x * dodge, mean, yerr=sd, marker="o", capsize=3, label=method, **style)
+    sizes = sorted({s.labelled_subjects for s in stats})
+    ax.set_xscale("log")
+    ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("labelled subjects")
+    ax.set_ylabel("3D Dice, mean of structures (± sd)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else math.nan
+
+
+def _methods(rows: Sequence[ResultRow]) -> List[str]:
+    """Methods in order of appearance, the baseline first."""
+    methods = list(dict.fromkeys(r.method for r in rows))
+    return sorted(methods, key=lambda m: m != BASELINE)
+
+
+def _sizes(rows: Sequence[ResultRow]) -> List[int]:
+    return sorted({r.labelled_subjects for r in rows})
+
+
+def _structures(rows: Sequence[ResultRow]) -> List[str]:
+    return list(dict.fromkeys(r.structure for r in rows))
+
+
+def _cell(stat: Optional[DiceStats]) -> str:
+    if stat is None:
+        return "–"
+    sd = "–" if math.isnan(stat.sd) else f"{stat.sd:.3f}"
+    return f"{stat.mean:.3f} ± {sd} (n={stat.n})"
+
+
+def _format_p(p: float) -> str:
+    return "–" if math.isnan(p) else f"{p:.3g}"
+
+
+def _recorded_command(settings_file: Path) -> Optional[str]:
+    try:
+        return json.loads(settings_file.read_text())["command"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

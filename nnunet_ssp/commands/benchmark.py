@@ -1,0 +1,67 @@
+"""`nnunet-ssp benchmark`: the label-efficiency grid through nnU-Net's own commands, and its report."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from nnunet_ssp.commands.make_splits import add_split_arguments
+from nnunet_ssp.methods import METHOD_CLASSES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the benchmark subcommand."""
+    p = subparsers.add_parser(
+        "benchmark", help="pretrain, fine-tune and evaluate the label-efficiency grid against nnU-Net",
+        description="Append the label-efficiency folds (as make-splits), pretrain each method once "
+                    "(nnUNetv2_train D 2d all -tr nnUNetTrainerSSP_<M>_<E>epochs_<I>iters), then per number of "
+                    "labelled subjects and seed fine-tune from each method's checkpoint "
+                    "(nnUNetTrainerSSPFinetune_<E>epochs_<I>iters -pretrained_weights ...) and train nnU-Net's "
+                    "baseline on the same schedule (nnUNetTrainer_<E>epochs_<I>iters), predict "
+                    "$nnUNet_raw/DatasetXXX/imagesTs and evaluate against labelsTs with nnU-Net (3D Dice per "
+                    "structure and test case). Finished runs are skipped, so an interrupted benchmark resumes; "
+                    "delete runs/<run>/done.json to redo a run. Writes results.csv, report.md (mean ± sd, paired "
+                    "Wilcoxon tests against the baseline) and dice_vs_subjects.png into --out. Python: "
+                    "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")
+    p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
+    p.add_argument("--methods", nargs="+", choices=list(METHOD_CLASSES), default=list(METHOD_CLASSES),
+                   help="SSP methods to pretrain and fine-tune (default: all)")
+    add_split_arguments(p)
+    p.add_argument("--pretrain-epochs", type=int, default=None, metavar="E",
+                   help="pretraining epochs (default: the pretraining trainer's own)")
+    p.add_argument("--finetune-epochs", type=int, default=None, metavar="E",
+                   help="epochs of fine-tuning and of the baseline (default: the trainers' own, 1000)")
+    p.add_argument("--iters", type=int, default=None, metavar="I",
+                   help="iterations per epoch of every training (default: the trainers' own, 250)")
+    p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default $nnUNet_results/DatasetXXX/ssp_benchmark)")
+    p.add_argument("-device", "--device", default="cuda", choices=["cuda", "cpu", "mps"],
+                   help="device for nnU-Net's training and prediction (default cuda, as nnU-Net)")
+    p.add_argument("--report-only", action="store_true",
+                   help="only recompute report.md and dice_vs_subjects.png from --out/results.csv")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nnunet_ssp.benchmark import BenchmarkSettings, RunFailedError, report_from_csv, run_benchmark
+    from nnunet_ssp.benchmark.runner import RESULTS_FILE, default_output_folder
+    from nnunet_ssp.converters.roots import dataset_name_of
+
+    settings = BenchmarkSettings(
+        args.dataset, tuple(dict.fromkeys(args.methods)), tuple(args.subjects), tuple(args.seeds),
+        args.pretrain_epochs, args.finetune_epochs, args.iters, args.plans, args.out, args.device,
+        args.val_subjects, args.subject_pattern)
+    if args.report_only:
+        out = args.out if args.out is not None else default_output_folder(dataset_name_of(args.dataset))
+        report = report_from_csv(out / RESULTS_FILE)
+        print(f"Report: {report.report_file}\nPlot:   {report.plot_file}")
+        return 0
+    try:
+        print(run_benchmark(settings).summary())
+    except RunFailedError as e:
+        print(f"nnunet-ssp benchmark: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nnunet-ssp benchmark: interrupted; the same command resumes, skipping finished runs.", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,261 @@
+"""The benchmark: its report recomputed from a results.csv of known values, which runs are pending given their
+markers, the test set it evaluates on, and (slow) a tiny real grid that resumes without redoing finished runs."""
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import pytest
+from scipy.stats import wilcoxon
+
+from nnunet_ssp.benchmark import BenchmarkSettings, Layout, pending_runs, plan_runs, report_from_csv, run_benchmark
+from nnunet_ssp.benchmark.grid import train_command
+from nnunet_ssp.benchmark.markers import write_marker
+from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES
+from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
+from nnunet_ssp.benchmark.runner import LOG_FILE, default_output_folder, evaluation_set
+from nnunet_ssp.cli import main
+from nnunet_ssp.errors import InputError
+
+COMMAND = "nnunet-ssp benchmark -d 1 --methods mim"
+
+
+# ---------------------------------------------------------------- report from a known results.csv
+def _known_rows() -> List[ResultRow]:
+    """Baseline and MIM at 1 and 5 labelled subjects, seeds 0 and 1, three test cases, RV and LV (one RV is NaN)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for method, shift in (("baseline", 0.0), ("mim", 0.05)):
+        for size in (1, 5):
+            for seed in (0, 1):
+                for case in ("p1_frame01", "p1_frame09", "p2_frame01"):
+                    for structure in ("RV", "LV"):
+                        dice = float(np.clip(0.5 + 0.04 * size + shift + rng.normal(0, 0.05), 0, 1))
+                        if (method, size, seed, case, structure) == ("mim", 1, 1, "p2_frame01", "RV"):
+                            dice = math.nan
+                        rows.append(ResultRow(method, size, seed, 5 + seed, case, structure, dice))
+    return rows
+
+
+def _values(rows, method, size, structure):
+    return {(r.seed, r.case): r.dice for r in rows
+            if (r.method, r.labelled_subjects, r.structure) == (method, size, structure)}
+
+
+def test_report_numbers_recomputed_from_results_csv(tmp_path):
+    rows = _known_rows()
+    write_results_csv(rows, tmp_path / "results.csv")
+    (tmp_path / "benchmark.json").write_text(json.dumps({"command": COMMAND}))
+    report = report_from_csv(tmp_path / "results.csv")
+    stats = {(s.method, s.labelled_subjects, s.structure): s for s in report.stats}
+    tests = {(t.method, t.labelled_subjects, t.structure): t for t in report.tests}
+    markdown = report.report_file.read_text()
+    assert f"`{COMMAND}`" in markdown
+    assert report.plot_file.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    for size in (1, 5):
+        for structure in ("RV", "LV"):
+            for method in ("baseline", "mim"):
+                values = [v for v in _values(rows, method, size, structure).values() if not math.isnan(v)]
+                stat = stats[method, size, structure]
+                assert stat.n == len(values)
+                assert stat.mean == pytest.approx(np.mean(values), abs=1e-12)
+                assert stat.sd == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+                assert f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} (n={len(values)})" in markdown
+            ours, theirs = _values(rows, "mim", size, structure), _values(rows, "baseline", size, structure)
+            pairs = [(ours[k], theirs[k]) for k in ours if not math.isnan(ours[k])]
+            expected = wilcoxon([a for a, _ in pairs], [b for _, b in pairs]).pvalue
+            test = tests["mim", size, structure]
+            assert test.n_pairs == len(pairs) and test.p_value == pytest.approx(expected, rel=1e-12)
+            assert test.mean_difference == pytest.approx(np.mean([a - b for a, b in pairs]), abs=1e-12)
+            assert f"| mim | {size} | {structure} | {len(pairs)} | {test.mean_difference:+.3f} | {expected:.3g} |" \
+                in markdown
+    # The mean of structures of the case whose RV is NaN is its LV alone.
+    lv = _values(rows, "mim", 1, "LV")
+    rv = _values(rows, "mim", 1, "RV")
+    per_case = [lv[k] if math.isnan(rv[k]) else (lv[k] + rv[k]) / 2 for k in lv]
+    assert stats["mim", 1, MEAN_OF_STRUCTURES].mean == pytest.approx(np.mean(per_case), abs=1e-12)
+    assert stats["mim", 1, MEAN_OF_STRUCTURES].n == len(per_case) == 6
+    assert "baseline" not in {t.method for t in report.tests}
+
+
+def test_report_only_recomputes_from_the_csv(tmp_path, capsys):
+    write_results_csv(_known_rows(), tmp_path / "results.csv")
+    assert main(["benchmark", "-d", "1", "--out", str(tmp_path), "--report-only"]) == 0
+    assert "## mean of structures" in (tmp_path / "report.md").read_text()
+    assert "Command: not recorded." in (tmp_path / "report.md").read_text()
+    assert str(tmp_path / "report.md") in capsys.readouterr().out
+
+
+def test_results_csv_round_trips_and_refuses_bad_rows(tmp_path):
+    rows = _known_rows()
+    path = tmp_path / "results.csv"
+    write_results_csv(rows, path)
+    back = read_results_csv(path)
+    assert [r for r in back if not math.isnan(r.dice)] == [r for r in rows if not math.isnan(r.dice)]
+    assert sum(math.isnan(r.dice) for r in back) == 1
+    header = "method,labelled_subjects,seed,fold,case,structure,dice\n"
+    for content, message in (("a,b\n", "does not start with the header"),
+                             (header + "mim,one,0,5,c,LV,0.5\n", "line 2 is no row of 7 values"),
+                             (header + "mim,1,0,5,c,LV\n", "line 2 is no row of 7 values"),
+                             (header + "mim,1,0,5,c,LV,0.5\nmim,1,0,5,c,RV,1.5\n", "line 3 has a Dice of 1.5")):
+        path.write_text(content)
+        with pytest.raises(InputError, match=re.escape(str(path)) + ".*" + message):
+            read_results_csv(path)
+
+
+# ---------------------------------------------------------------- planning and resume logic without training
+def _grid(tmp_path):
+    settings = BenchmarkSettings("1", ("mim", "simclr"), (2, 1), (0, 3), 1, 2, 5, "P", tmp_path, "cpu")
+    folds = {(1, 0): 5, (2, 0): 6, (1, 3): 7, (2, 3): 8}
+    return settings, plan_runs(settings, folds), Layout(tmp_path, "Dataset001_X", "P")
+
+
+def _finish(run, layout) -> None:
+    """Leave the outputs a finished run has, and its marker."""
+    for path in layout.outputs(run).values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    write_marker(run, layout, [["nnUNetv2_train"]], {"train": 1.0})
+
+
+def test_plan_orders_pretraining_first_then_sizes_seeds_baseline_methods(tmp_path):
+    settings, runs, layout = _grid(tmp_path)
+    assert [r.name for r in runs] == [
+        "pretrain_mim", "pretrain_simclr",
+        "baseline_n1_s0", "mim_n1_s0", "simclr_n1_s0", "baseline_n1_s3", "mim_n1_s3", "simclr_n1_s3",
+        "baseline_n2_s0", "mim_n2_s0", "simclr_n2_s0", "baseline_n2_s3", "mim_n2_s3", "simclr_n2_s3"]
+    by_name = {r.name: r for r in runs}
+    assert by_name["pretrain_simclr"].trainer == "nnUNetTrainerSSP_SimCLR_1epochs_5iters"
+    assert by_name["baseline_n2_s3"].trainer == "nnUNetTrainer_2epochs_5iters" and by_name["baseline_n2_s3"].fold == 8
+    mim = by_name["mim_n1_s3"]
+    assert mim.trainer == "nnUNetTrainerSSPFinetune_2epochs_5iters" and mim.fold == 7
+    checkpoint = layout.checkpoint(by_name["pretrain_mim"])
+    assert checkpoint == (tmp_path / "models" / "mim" / "Dataset001_X" /
+                          "nnUNetTrainerSSP_MIM_1epochs_5iters__P__2d" / "fold_all" / "checkpoint_final.pth")
+    assert layout.model_folder(mim).parent.parent.parent == tmp_path / "models" / "mim"
+    assert layout.model_folder(by_name["simclr_n1_s3"]) != layout.model_folder(mim)  # same trainer, other root
+    argv = train_command(mim, layout, "cpu", checkpoint, resume=False)
+    assert argv[1:] == ["Dataset001_X", "2d", "7", "-p", "P", "-tr", "nnUNetTrainerSSPFinetune_2epochs_5iters",
+                        "-device", "cpu", "-pretrained_weights", str(checkpoint)]
+    assert train_command(mim, layout, "cpu", checkpoint, resume=True)[-1] == "--c"
+    assert "--finetune-epochs 2 --iters 5" in settings.command_line()
+
+
+def test_pending_runs_follow_the_markers(tmp_path):
+    settings, runs, layout = _grid(tmp_path)
+    assert pending_runs(runs, layout) == runs
+    for run in runs[:5]:
+        _finish(run, layout)
+    assert pending_runs(runs, layout) == runs[5:]
+    layout.marker(runs[3]).unlink()  # a deleted marker: only that run is pending again
+    assert pending_runs(runs, layout) == [runs[3]] + runs[5:]
+    layout.summary(runs[2]).unlink()  # an output gone
+    assert pending_runs(runs, layout) == runs[2:4] + runs[5:]
+    layout.marker(runs[4]).write_text("{broken")
+    assert pending_runs(runs, layout) == runs[2:]
+    # Another pretraining schedule changes the weights mim_n1_s0 starts from: its old marker no longer counts.
+    other = BenchmarkSettings("1", ("mim", "simclr"), (2, 1), (0, 3), 3, 2, 5, "P", tmp_path, "cpu")
+    rerun = plan_runs(other, {(1, 0): 5, (2, 0): 6, (1, 3): 7, (2, 3): 8})
+    _finish(runs[3], layout)
+    assert runs[3] not in pending_runs(runs, layout) and rerun[3] in pending_runs(rerun, layout)
+
+
+# ---------------------------------------------------------------- the evaluated test set
+def _touch(folder: Path, names: List[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"")
+
+
+def test_evaluation_set_links_only_labelled_test_images(tmp_path):
+    raw = tmp_path / "Dataset001_X"
+    _touch(raw, [])
+    (raw / "dataset.json").write_text(json.dumps({"file_ending": ".nii.gz"}))
+    _touch(raw / "imagesTs", ["a_0000.nii.gz", "a_0001.nii.gz", "b_0000.nii.gz"])
+    _touch(raw / "labelsTs", ["a.nii.gz", "b.nii.gz"])
+    assert evaluation_set(raw, tmp_path / "out").images == raw / "imagesTs"
+    (raw / "labelsTs" / "b.nii.gz").unlink()
+    chosen = evaluation_set(raw, tmp_path / "out")
+    assert chosen.images == tmp_path / "out" / "test_images"
+    assert sorted(p.name for p in chosen.images.iterdir()) == ["a_0000.nii.gz", "a_0001.nii.gz"]
+    assert (chosen.images / "a_0001.nii.gz").resolve() == (raw / "imagesTs" / "a_0001.nii.gz").resolve()
+    (raw / "labelsTs" / "a.nii.gz").unlink()
+    with pytest.raises(InputError, match=re.escape(str(raw / "labelsTs")) + " holds a label of none"):
+        evaluation_set(raw, tmp_path / "out")
+    os.rename(raw / "labelsTs", raw / "other")
+    with pytest.raises(InputError, match=re.escape(str(raw / "labelsTs")) + " is missing"):
+        evaluation_set(raw, tmp_path / "out")
+
+
+def test_default_output_folder_needs_nnunet_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    assert default_output_folder("Dataset001_X") == tmp_path / "Dataset001_X" / "ssp_benchmark"
+    monkeypatch.delenv("nnUNet_results")
+    with pytest.raises(InputError, match="nnUNet_results is not set; export it or pass --out"):
+        default_output_folder("Dataset001_X")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--iters", "0"], "--iters 0 must be at least 1."),
+    (["--finetune-epochs", "-2"], "--finetune-epochs -2 must be at least 1."),
+    (["-d", "42"], "No nnU-Net dataset with ID 42"),
+])
+def test_benchmark_refuses_bad_arguments(nnunet_env, capsys, argv, message):
+    assert main(["benchmark", "-d", "1", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- a tiny real grid (slow)
+def _started_runs(log: Path, since: int) -> List[str]:
+    """Names of the runs the runner started after line `since` of its log."""
+    lines = log.read_text().splitlines()[since:]
+    return sorted({line.split()[2] for line in lines if line.split()[1] == "start"})
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_runs_resumes_and_redoes_only_a_deleted_run(tmp_path, nnunet_env, monkeypatch):
+    from nnunet_ssp.converters import convert_acdc
+    from nnunet_ssp.cpu_plans import plan_and_preprocess_cpu
+    from nnunet_ssp.phantom import generate_phantom
+
+    generate_phantom(tmp_path / "phantom", 8, seed=0, image_size=32, spacing=3.0, progress=False)
+    convert_acdc(tmp_path / "phantom", 1, test_subjects=2)
+    monkeypatch.setenv("nnUNet_n_proc_DA", "1")  # nnU-Net's planner needs at least one
+    plan_and_preprocess_cpu(1, num_processes=1, batch_size=2)
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    out = tmp_path / "bench"
+    settings = BenchmarkSettings("1", ("mim",), (1,), (0,), 1, 1, 2, "nnUNetPlansCPU", out, "cpu")
+
+    first = run_benchmark(settings)
+    assert (first.n_runs, first.done, first.skipped) == (3, 3, 0)
+    rows = read_results_csv(out / "results.csv")
+    assert len(rows) == 2 * 4 * 3  # (baseline, mim) x 4 test cases x (RV, MYO, LV)
+    assert {(r.method, r.labelled_subjects, r.seed, r.fold) for r in rows} == {("baseline", 1, 0, 5), ("mim", 1, 0, 5)}
+    assert {r.structure for r in rows} == {"RV", "MYO", "LV"}
+    assert "| mim | 1 | mean of structures | 4 |" in (out / "report.md").read_text()
+    runs = plan_runs(settings, {(1, 0): 5})
+    layout = Layout(out, "Dataset001_ACDC", "nnUNetPlansCPU")
+    mtimes = {run.name: layout.checkpoint(run).stat().st_mtime_ns for run in runs}
+    log = out / LOG_FILE
+    assert _started_runs(log, 0) == ["baseline_n1_s0", "mim_n1_s0", "pretrain_mim"]
+
+    lines = len(log.read_text().splitlines())
+    second = run_benchmark(settings)
+    assert (second.done, second.skipped) == (0, 3)
+    assert _started_runs(log, lines) == []
+    assert {run.name: layout.checkpoint(run).stat().st_mtime_ns for run in runs} == mtimes
+
+    layout.marker(runs[1]).unlink()  # the baseline
+    lines = len(log.read_text().splitlines())
+    third = run_benchmark(settings)
+    assert (third.done, third.skipped) == (1, 2)
+    assert _started_runs(log, lines) == ["baseline_n1_s0"]
+    after = {run.name: layout.checkpoint(run).stat().st_mtime_ns for run in runs}
+    assert after["baseline_n1_s0"] > mtimes["baseline_n1_s0"]
+    assert (after["pretrain_mim"], after["mim_n1_s0"]) == (mtimes["pretrain_mim"], mtimes["mim_n1_s0"])
+    assert len(read_results_csv(out / "results.csv")) == len(rows)

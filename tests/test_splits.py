@@ -1,0 +1,220 @@
+"""make-splits: nested subject-level label-efficiency folds after nnU-Net's five, on tiny converted datasets."""
+
+import json
+from pathlib import Path
+from typing import List
+
+import pytest
+from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
+
+from nnunet_ssp.cli import main
+from nnunet_ssp.converters import convert_acdc, subject_of_case
+from nnunet_ssp.errors import InputError
+from nnunet_ssp.splits import SIDECAR_FILE, fold_index, make_splits, plan_label_folds
+from test_convert import make_acdc
+
+NAME = "Dataset001_ACDC"
+
+
+@pytest.fixture
+def acdc12(tmp_path, nnunet_env) -> Path:
+    """A converted 12-subject ACDC dataset (ID 1); returns its preprocessed folder holding the five folds."""
+    make_acdc(tmp_path / "acdc", [f"patient{i:03d}" for i in range(1, 13)])
+    convert_acdc(tmp_path / "acdc", 1)
+    return nnunet_env["nnUNet_preprocessed"] / NAME
+
+
+def _folds(folder: Path) -> List[dict]:
+    return json.loads((folder / "splits_final.json").read_text())
+
+
+def _subjects(cases: List[str]) -> set:
+    return {subject_of_case(c) for c in cases}
+
+
+def _raw_dataset(raw_root: Path, name: str, cases: List[str]) -> None:
+    """A raw dataset whose imagesTr holds (empty) files of `cases`; enough for everything that only lists cases."""
+    folder = raw_root / name
+    (folder / "imagesTr").mkdir(parents=True)
+    for case in cases:
+        (folder / "imagesTr" / f"{case}_0000.nii.gz").write_bytes(b"")
+    generate_dataset_json(str(folder), {0: "cineMRI"}, {"background": 0, "LV": 1}, len(cases), ".nii.gz")
+
+
+# ---------------------------------------------------------------- properties
+def test_folds_are_subject_level_nested_and_disjoint_from_one_validation_set(acdc12):
+    five = _folds(acdc12)
+    result = make_splits(1, [5, 1, 2], [0, 1])
+    folds = _folds(acdc12)
+    assert folds[:5] == five and len(folds) == 11 and result.appended == 6
+    assert result.folds == {(1, 0): 5, (2, 0): 6, (5, 0): 7, (1, 1): 8, (2, 1): 9, (5, 1): 10}
+    validation = set(folds[5]["val"])
+    assert len(_subjects(folds[5]["val"])) == 2  # 20 % of 12 subjects
+    for (size, seed), index in result.folds.items():
+        train, val = folds[index]["train"], folds[index]["val"]
+        assert set(val) == validation
+        assert len(_subjects(train)) == size and len(train) == 2 * size  # ED and ES of each subject
+        assert not _subjects(train) & _subjects(val)
+        assert fold_index(1, size, seed) == index
+    for seed in (0, 1):
+        sets = [set(folds[result.folds[size, seed]]["train"]) for size in (1, 2, 5)]
+        assert sets[0] < sets[1] < sets[2]
+    assert folds[7]["train"] != folds[10]["train"]  # another seed, another draw
+
+    sidecar = json.loads((acdc12 / SIDECAR_FILE).read_text())
+    assert sidecar["splits_file"] == "splits_final.json"
+    assert [e["fold"] for e in sidecar["folds"]] == list(range(5, 11))
+    entry = sidecar["folds"][2]
+    assert entry == {"fold": 7, "labelled_subjects": 5, "seed": 0, "subjects": sorted(_subjects(folds[7]["train"])),
+                     "validation_subjects": sorted(_subjects(folds[7]["val"])), "subject_pattern": None}
+
+
+def test_rerun_is_idempotent_and_later_sizes_join_the_same_nested_draw(acdc12):
+    make_splits(1, [1, 5], [0])
+    splits, sidecar = acdc12 / "splits_final.json", acdc12 / SIDECAR_FILE
+    before = (splits.read_bytes(), splits.stat().st_mtime_ns, sidecar.read_bytes(), sidecar.stat().st_mtime_ns)
+    again = make_splits(1, [5, 1], [0, 0])
+    assert again.appended == 0 and again.folds == {(1, 0): 5, (5, 0): 6}
+    assert (splits.read_bytes(), splits.stat().st_mtime_ns, sidecar.read_bytes(),
+            sidecar.stat().st_mtime_ns) == before
+    later = make_splits(1, [2], [0])
+    folds = _folds(acdc12)
+    assert later.folds == {(2, 0): 7} and len(folds) == 8
+    assert set(folds[5]["train"]) < set(folds[7]["train"]) < set(folds[6]["train"])
+    assert [e["fold"] for e in json.loads(sidecar.read_text())["folds"]] == [5, 6, 7]
+
+
+def test_splits_are_deterministic_across_fresh_datasets(tmp_path, monkeypatch):
+    written = []
+    for run in ("a", "b"):
+        for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+            (tmp_path / run / name).mkdir(parents=True)
+            monkeypatch.setenv(name, str(tmp_path / run / name))
+        make_acdc(tmp_path / run / "acdc", [f"patient{i:03d}" for i in range(1, 9)])
+        convert_acdc(tmp_path / run / "acdc", 1)
+        make_splits(1, [1, 3], [0, 2], val_subjects=3)
+        folder = tmp_path / run / "nnUNet_preprocessed" / NAME
+        written.append(((folder / "splits_final.json").read_text(), (folder / SIDECAR_FILE).read_text()))
+    assert written[0] == written[1]
+    assert len(_subjects(json.loads(written[0][0])[5]["val"])) == 3
+
+
+def test_another_validation_count_appends_new_folds_and_keeps_the_old(acdc12):
+    make_splits(1, [1], [0])
+    result = make_splits(1, [1], [0], val_subjects=4)
+    folds = _folds(acdc12)
+    assert result.folds == {(1, 0): 6} and len(folds) == 7
+    assert len(_subjects(folds[6]["val"])) == 4 and len(_subjects(folds[5]["val"])) == 2
+    assert [e["fold"] for e in json.loads((acdc12 / SIDECAR_FILE).read_text())["folds"]] == [5, 6]
+    assert fold_index(1, 1, 0) == 5 and fold_index(1, 1, 0, val_subjects=4) == 6
+
+
+def test_missing_splits_file_gets_the_raw_five_folds_first(acdc12, nnunet_env):
+    raw_five = json.loads((nnunet_env["nnUNet_raw"] / NAME / "splits_final.json").read_text())
+    (acdc12 / "splits_final.json").unlink()
+    make_splits(1, [1], [0])
+    assert _folds(acdc12)[:5] == raw_five and len(_folds(acdc12)) == 6
+
+
+def test_subject_pattern_groups_other_case_names(nnunet_env):
+    cases = [f"sub{i:02d}_{phase}" for i in range(1, 8) for phase in ("ed", "es")]
+    _raw_dataset(nnunet_env["nnUNet_raw"], "Dataset004_Other", cases)
+    with pytest.raises(InputError, match="imagesTr: Case id 'sub01_ed' does not have the form .*--subject-pattern"):
+        make_splits(4, [2], [0])
+    result = make_splits(4, [1, 3], [0], subject_pattern=r"^(sub\d+)_")
+    folds = _folds(nnunet_env["nnUNet_preprocessed"] / "Dataset004_Other")
+    assert len(folds) == 7 and result.appended == 2
+    for fold in folds:  # nnU-Net's five folds and ours keep each subject's ED and ES together
+        for part in ("train", "val"):
+            subjects = {c.split("_")[0] for c in fold[part]}
+            assert sorted(fold[part]) == sorted(f"{s}_{p}" for s in subjects for p in ("ed", "es"))
+    assert len(folds[6]["train"]) == 6 and len(folds[5]["val"]) == 2
+
+
+def test_plans_check_passes_for_preprocessed_cases(acdc12):
+    plans = {"plans_name": "P", "configurations": {"2d": {"data_identifier": "P_2d"}}}
+    (acdc12 / "P.json").write_text(json.dumps(plans))
+    (acdc12 / "P_2d").mkdir()
+    for case in json.loads((acdc12 / "splits_final.json").read_text())[0]["train"][:-1]:
+        (acdc12 / "P_2d" / f"{case}.b2nd").write_bytes(b"")
+    with pytest.raises(InputError, match=r"P_2d lacks the preprocessed cases .* and \d+ more"):
+        make_splits(1, [1], [0], plans="P")
+    folds = _folds(acdc12)
+    for case in folds[0]["val"] + folds[0]["train"][-1:]:
+        (acdc12 / "P_2d" / f"{case}.b2nd").write_bytes(b"")
+    assert make_splits(1, [1], [0], plans="P").appended == 1
+
+
+def test_plan_label_folds_alone():
+    cases_of = {f"s{i}": [f"s{i}_a", f"s{i}_b"] for i in range(6)}
+    folds = plan_label_folds(cases_of, [1, 4], [7])
+    assert [f.labelled_subjects for f in folds] == [1, 4]
+    assert set(folds[0].subjects) < set(folds[1].subjects)
+    assert len(folds[0].validation_subjects) == 1 and not set(folds[1].subjects) & set(folds[1].validation_subjects)
+    assert folds[1].train == tuple(c for s in folds[1].subjects for c in cases_of[s])
+
+
+# ---------------------------------------------------------------- refusals
+def _expect_refusal(capsys, argv: List[str], *fragments: str) -> None:
+    """The CLI stops with exit code 2 and one sentence that holds each fragment."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nnunet-ssp make-splits: error: ") and "\n" not in err, err
+    assert err.count(". ") == 0 and err.endswith("."), err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.mark.parametrize("extra,fragments", [
+    (["--subjects", "11"], ["imagesTr", "11 labelled subjects are more than the 10 subjects outside the 2 validation"]),
+    (["--subjects", "0", "1"], ["imagesTr", "labelled subject count of 0 is below 1"]),
+    (["--val-subjects", "12"], ["imagesTr", "12 validation subjects must be at least 1 and fewer than the 12"]),
+    (["--val-subjects", "0"], ["imagesTr", "0 validation subjects must be at least 1"]),
+    (["--seeds", "-1"], ["imagesTr", "seed -1 is negative"]),
+    (["--subject-pattern", "(unclosed"], ["'(unclosed' is no valid regular expression"]),
+    (["--subject-pattern", "patient"], ["'patient' has no group"]),
+    (["--subject-pattern", r"^(x\d+)"], ["imagesTr", "case id 'patient001_frame01' does not match"]),
+    (["-p", "nnUNetPlans"], ["nnUNetPlans.json is missing"]),
+])
+def test_impossible_requests_are_refused_and_change_nothing(acdc12, capsys, extra, fragments):
+    before = (acdc12 / "splits_final.json").read_bytes()
+    _expect_refusal(capsys, ["make-splits", "-d", "1", "--subjects", "1", *extra], *fragments)
+    assert (acdc12 / "splits_final.json").read_bytes() == before
+    assert not (acdc12 / SIDECAR_FILE).exists()
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("{not json", "cannot be read as JSON"),
+    ('{"train": []}', "is no nnU-Net splits file"),
+    ('[{"train": ["a"], "val": [1]}] ', "is no nnU-Net splits file"),
+    (json.dumps([{"train": ["a"], "val": ["b"]}] * 3), "holds 3 folds, fewer than nnU-Net's 5"),
+])
+def test_malformed_splits_file_is_refused_and_kept(acdc12, capsys, content, fragment):
+    splits = acdc12 / "splits_final.json"
+    splits.write_text(content)
+    _expect_refusal(capsys, ["make-splits", "-d", "1"], str(splits), fragment)
+    assert splits.read_text() == content
+
+
+def test_malformed_sidecar_is_refused(acdc12, capsys):
+    (acdc12 / SIDECAR_FILE).write_text("[]")
+    _expect_refusal(capsys, ["make-splits", "-d", "1"], str(acdc12 / SIDECAR_FILE), "is no nnunet-ssp splits sidecar")
+
+
+def test_empty_dataset_and_unknown_dataset_are_refused(nnunet_env, capsys):
+    _raw_dataset(nnunet_env["nnUNet_raw"], "Dataset005_Empty", [])
+    images = nnunet_env["nnUNet_raw"] / "Dataset005_Empty" / "imagesTr"
+    _expect_refusal(capsys, ["make-splits", "-d", "5"], str(images), "there are no training cases")
+    _expect_refusal(capsys, ["make-splits", "-d", "77"], "No nnU-Net dataset with ID 77")
+
+
+def test_fold_index_before_make_splits_is_refused(acdc12):
+    with pytest.raises(InputError, match="has no fold of 2 labelled subjects for seed 1 .*make-splits"):
+        fold_index(1, 2, 1)
+
+
+def test_cli_prints_the_folds(acdc12, capsys):
+    assert main(["make-splits", "-d", "1", "--subjects", "1", "2", "--seeds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 validation subjects shared by all folds" in out and "2 folds appended to" in out
+    assert "fold   6:   2 labelled subjects, seed 3:" in out
