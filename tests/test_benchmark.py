@@ -5,6 +5,7 @@ import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 from typing import List
 
@@ -17,7 +18,7 @@ from nnunet_ssp.benchmark.grid import train_command
 from nnunet_ssp.benchmark.markers import write_marker
 from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
-from nnunet_ssp.benchmark.runner import LOG_FILE, default_output_folder, evaluation_set
+from nnunet_ssp.benchmark.runner import LOG_FILE, RunFailedError, call_logged, default_output_folder, evaluation_set
 from nnunet_ssp.cli import main
 from nnunet_ssp.errors import InputError
 
@@ -192,6 +193,17 @@ def test_evaluation_set_links_only_labelled_test_images(tmp_path):
         evaluation_set(raw, tmp_path / "out")
 
 
+def test_a_failing_step_names_its_log(tmp_path):
+    log = tmp_path / "train.log"
+    env = {**os.environ, "nnUNet_results": str(tmp_path)}
+    call_logged([sys.executable, "-c", "print('fine')"], env, log, "x")
+    assert log.read_text().splitlines()[1] == "fine"
+    with pytest.raises(RunFailedError, match=f"baseline_n1_s0: train exited with code 3; see {re.escape(str(log))}."):
+        call_logged([sys.executable, "-c", "import sys; print('broke'); sys.exit(3)"], env, log,
+                    "baseline_n1_s0: train")
+    assert log.read_text().startswith(f"$ nnUNet_results={tmp_path} ") and "broke" in log.read_text()
+
+
 def test_default_output_folder_needs_nnunet_results(tmp_path, monkeypatch):
     monkeypatch.setenv("nnUNet_results", str(tmp_path))
     assert default_output_folder("Dataset001_X") == tmp_path / "Dataset001_X" / "ssp_benchmark"
@@ -208,6 +220,11 @@ def test_default_output_folder_needs_nnunet_results(tmp_path, monkeypatch):
 def test_benchmark_refuses_bad_arguments(nnunet_env, capsys, argv, message):
     assert main(["benchmark", "-d", "1", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_settings_refuse_unknown_methods():
+    with pytest.raises(InputError, match="Methods must be some of simclr, pcl, dino, mim, not moco."):
+        BenchmarkSettings("1", ("mim", "moco"))
 
 
 # ---------------------------------------------------------------- a tiny real grid (slow)

@@ -60,6 +60,7 @@ def test_folds_are_subject_level_nested_and_disjoint_from_one_validation_set(acd
         sets = [set(folds[result.folds[size, seed]]["train"]) for size in (1, 2, 5)]
         assert sets[0] < sets[1] < sets[2]
     assert folds[7]["train"] != folds[10]["train"]  # another seed, another draw
+    assert folds[5] == folds[8]  # both seeds drew the same single subject, yet each (size, seed) has its own fold
 
     sidecar = json.loads((acdc12 / SIDECAR_FILE).read_text())
     assert sidecar["splits_file"] == "splits_final.json"

@@ -109,10 +109,14 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
           f"subprocess logs in {layout.out / 'runs'}/<run>/")
     names = structure_names(json.loads((raw / "dataset.json").read_text()))
     bar = tqdm(pending, desc="benchmark", unit="run")
-    for k, run in enumerate(bar, start=1):
-        bar.set_postfix_str(run.name)
-        _execute(run, layout, settings.device, evaluation, log, f"[{k}/{len(pending)}]", start)
-        _write_results(runs, layout, names, evaluation.file_ending)
+    try:
+        for k, run in enumerate(bar, start=1):
+            bar.set_postfix_str(run.name)
+            _execute(run, layout, settings.device, evaluation, log, f"[{k}/{len(pending)}]", start)
+            _write_results(runs, layout, names, evaluation.file_ending)
+    except (KeyboardInterrupt, RunFailedError) as e:
+        log.write(f"stopped: {e or 'interrupted'}")
+        raise
     _write_results(runs, layout, names, evaluation.file_ending)
     report = report_from_csv(layout.out / RESULTS_FILE, settings.command_line())
     log.write(f"benchmark done: {len(pending)} runs done, {len(runs) - len(pending)} skipped")
@@ -153,7 +157,7 @@ def _execute(run: Run, layout: Layout, device: str, evaluation: EvaluationSet, l
     for step, argv in steps.items():
         log.write(f"start {run.name} {step}: nnUNet_results={shlex.quote(env['nnUNet_results'])} {shlex.join(argv)}")
         began = time.monotonic()
-        _call(argv, env, layout.log(run, step), f"{run.name}: nnU-Net's {step} step")
+        call_logged(argv, env, layout.log(run, step), f"{run.name}: nnU-Net's {step} step")
         seconds[step] = round(time.monotonic() - began, 1)
         tqdm.write(f"    {step} done in {timedelta(seconds=round(seconds[step]))} "
                    f"(elapsed {timedelta(seconds=round(time.monotonic() - start))})")
@@ -161,7 +165,8 @@ def _execute(run: Run, layout: Layout, device: str, evaluation: EvaluationSet, l
     log.write(f"finished {run.name} in {sum(seconds.values()):.1f} s")
 
 
-def _call(argv: List[str], env: Dict[str, str], log_file: Path, what: str) -> None:
+def call_logged(argv: List[str], env: Dict[str, str], log_file: Path, what: str) -> None:
+    """Run `argv` with its output in `log_file`; RunFailedError naming `what` and the log if it fails."""
     with open(log_file, "w") as f:
         f.write(f"$ nnUNet_results={shlex.quote(env['nnUNet_results'])} {shlex.join(argv)}\n")
         f.flush()
