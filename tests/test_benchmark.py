@@ -295,6 +295,12 @@ def test_settings_refuse_unknown_methods():
         BenchmarkSettings("1", ("mim", "moco"))
 
 
+def test_no_methods_gives_only_the_baselines_and_a_command_that_says_so():
+    settings = BenchmarkSettings("1", (), (1, 5), (0,))
+    assert [r.name for r in plan_runs(settings, {(1, 0): 5, (5, 0): 6})] == ["baseline_n1_s0", "baseline_n5_s0"]
+    assert " --methods --subjects 1 5 " in settings.command_line()
+
+
 # ---------------------------------------------------------------- a tiny real grid (slow)
 def _started_steps(log: Path, since: int) -> List[str]:
     """`<run> <step>` of each step the runner started after line `since` of its log."""

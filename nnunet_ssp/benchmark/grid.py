@@ -50,9 +50,9 @@ class BenchmarkSettings:
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in METHOD_CLASSES]
-        if not self.methods or unknown:
+        if unknown:
             raise InputError(f"Methods must be some of {', '.join(METHOD_CLASSES)}, not "
-                             f"{', '.join(unknown) or 'none'}.")
+                             f"{', '.join(unknown)}.")
         for option, value in (("--pretrain-epochs", self.pretrain_epochs), ("--finetune-epochs", self.finetune_epochs),
                               ("--iters", self.iters)):
             if value is not None and value < 1:

@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Wilcoxon tests against the baseline) and dice_vs_subjects.png into --out. Python: "
                     "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")
     p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
-    p.add_argument("--methods", nargs="+", choices=list(METHOD_CLASSES), default=list(METHOD_CLASSES),
-                   help="SSP methods to pretrain and fine-tune (default: all)")
+    p.add_argument("--methods", nargs="*", choices=list(METHOD_CLASSES), default=list(METHOD_CLASSES),
+                   help="SSP methods to pretrain and fine-tune (default: all; `--methods` alone: none, only "
+                        "nnU-Net's baseline)")
     add_split_arguments(p)
     p.add_argument("--pretrain-epochs", type=int, default=None, metavar="E",
                    help="pretraining epochs (default: the pretraining trainer's own)")
