@@ -60,7 +60,7 @@ class SpeedSettings:
         """Refuse settings that cannot give a measurement: unknown methods, counts below 1, missing plans."""
         from batchgenerators.utilities.file_and_folder_operations import load_json
 
-        from nnunet_ssp.converters.roots import dataset_name_of, preprocessed_dataset_folder
+        from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
 
         unknown = sorted(set(self.methods) - set(SSP_TRAINERS))
         if unknown:
