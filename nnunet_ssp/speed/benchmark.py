@@ -72,10 +72,9 @@ class SpeedSettings:
         if min(self.steps, self.loader_batches, self.prepare_repeats, self.prepare_processes) < 1 or self.warmup < 0:
             raise InputError("--steps, --loader-batches, --prepare-repeats and -np must be at least 1 and "
                              "--warmup at least 0.")
-        folder = preprocessed_dataset_folder(dataset_name_of(self.dataset))
-        plans_file = folder / f"{self.plans}.json" if folder is not None else None
-        if plans_file is None or not plans_file.is_file():
-            raise InputError(f"{plans_file or 'nnUNet_preprocessed'} is missing; plan and preprocess the dataset "
+        plans_file = preprocessed_dataset_folder(dataset_name_of(self.dataset)) / f"{self.plans}.json"
+        if not plans_file.is_file():
+            raise InputError(f"{plans_file} is missing; plan and preprocess the dataset "
                              f"first (nnUNetv2_plan_and_preprocess or nnunet-ssp plan-cpu).")
         if self.configuration not in load_json(str(plans_file))["configurations"]:
             raise InputError(f"{plans_file} has no configuration {self.configuration!r}.")
