@@ -2,10 +2,13 @@
 
 import math
 
+import copy
+
 import pytest
 import torch
+from conftest import build_unet
 
-from nnunet_ssp.methods.dino import DINOLoss, update_teacher
+from nnunet_ssp.methods.dino import DINO, DINOLoss, update_teacher
 from nnunet_ssp.schedules import cosine_schedule
 from nnunet_ssp.methods.heads import DINOHead, ProjectionHead, global_average_pool
 from nnunet_ssp.methods.pcl import PositionalContrastiveLoss
@@ -230,6 +233,38 @@ def test_update_teacher_is_the_ema_of_parameters_and_copies_buffers():
         assert torch.equal(buffer, dict(student.named_buffers())[name])
     update_teacher(teacher, student, momentum=0.0)
     assert all(torch.equal(t, s) for t, s in zip(teacher.parameters(), student.parameters()))
+
+
+def test_update_teacher_gives_bit_for_bit_the_per_parameter_ema():
+    teacher, student = tiny_network(0), tiny_network(1)
+    expected = [t.detach().clone().mul_(0.996).add_(s.detach(), alpha=1 - 0.996)
+                for t, s in zip(teacher.parameters(), student.parameters())]
+    update_teacher(teacher, student, momentum=0.996)
+    assert all(torch.equal(t, e) for t, e in zip(teacher.parameters(), expected))
+
+
+def test_dino_step_equals_separate_teacher_and_student_head_calls():
+    """DINO.forward (one shared prototype matrix for both student head calls) against plain per-call heads."""
+    torch.manual_seed(0)
+    network = build_unet()
+    method = DINO(network, 1, [16, 16], num_epochs=10, out_dim=32, num_local_crops=2)
+    views = [torch.randn(3, 1, 16, 16) for _ in range(2)] + [torch.randn(3, 1, 8, 8) for _ in range(2)]
+    plain_network, plain_method = copy.deepcopy(network), copy.deepcopy(method)
+    loss = method(network, views, None, epoch=4)
+    loss.backward()
+    global_crops = torch.cat(views[:2])
+    with torch.no_grad():
+        teacher = plain_method.teacher_head(plain_method.teacher_encoder(global_crops)[-1]).chunk(2)
+    student = [*plain_method.head(plain_network.encoder(global_crops)[-1]).chunk(2),
+               *plain_method.head(plain_network.encoder(torch.cat(views[2:]))[-1]).chunk(2)]
+    reference = plain_method.loss(teacher, student, 4)
+    reference.backward()
+    assert torch.equal(loss, reference)
+    assert torch.equal(method.loss.center, plain_method.loss.center)
+    for (name, p), q in zip([*network.encoder.named_parameters(), *method.head.named_parameters()],
+                            [*plain_network.encoder.parameters(), *plain_method.head.parameters()]):
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7, msg=name)
 
 
 def test_update_teacher_refuses_other_architectures_and_bad_momentum():
