@@ -34,11 +34,11 @@ class DemoSettings:
     """The demo's size: phantom subjects, image size, schedule and labelled-subject counts."""
     subjects: int = 14
     test_subjects: int = 4
-    image_size: int = 80
+    image_size: int = 64
     labelled: Tuple[int, ...] = (2,)
-    pretrain_epochs: int = 6
-    finetune_epochs: int = 6
-    iters: int = 25
+    pretrain_epochs: int = 20
+    finetune_epochs: int = 20
+    iters: int = 40
     seed: int = 0
     num_processes: int = 2
 
