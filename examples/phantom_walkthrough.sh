@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole workflow on a small synthetic phantom, with nothing but nnU-Net's commands and nnunet-ssp's data tools.
-# About 10-15 minutes on 2 CPU cores. Usage: examples/phantom_walkthrough.sh [WORKDIR]
+# 10 min on 2 CPU cores shared with other jobs (6.3 CPU-min). Usage: examples/phantom_walkthrough.sh [WORKDIR]
 set -euo pipefail
 W=$(realpath "${1:-phantom_walkthrough}")
 export nnUNet_raw=$W/nnUNet_raw nnUNet_preprocessed=$W/nnUNet_preprocessed nnUNet_results=$W/nnUNet_results
