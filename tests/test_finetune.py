@@ -40,6 +40,20 @@ def test_tokens_set_the_settings(phantom_env):
     assert make_trainer("nnUNetTrainerSSP_PCL_t0p35").method_kwargs == {"threshold": 0.35}
 
 
+def test_default_schedule_is_nnunets_and_the_old_one_is_a_variant(phantom_env):
+    from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+    default = make_trainer("nnUNetTrainerSSPFinetune_10epochs", fold=0)
+    default.initialize()
+    reference = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    poly = PolyLRScheduler(reference, 1e-2, 10)
+    for epoch in range(10):
+        default.lr_scheduler.step(epoch)
+        poly.step(epoch)
+        assert default.optimizer.param_groups[0]["lr"] == pytest.approx(reference.param_groups[0]["lr"])
+    old = make_trainer("nnUNetTrainerSSPFinetune_lr5e3_warmup5pct_20epochs", fold=0)
+    assert (old.initial_lr, old.warmup_epochs()) == (5e-3, 1)
+
+
 def test_encoder_rate_keeps_its_ratio_through_warmup_and_decay(phantom_env):
     trainer = make_trainer("nnUNetTrainerSSPFinetune_encLr0p1_warmup20pct_10epochs", fold=0)
     trainer.initialize()
