@@ -18,6 +18,7 @@ from nnunet_ssp.converters import case_id, convert_acdc
 from nnunet_ssp.converters.acdc import INFO_FILE
 from nnunet_ssp.converters.common import CINES_FILE, FILE_ENDING, TEST
 from nnunet_ssp.cpu_plans import CPU_PLANS_NAME, plan_and_preprocess_cpu
+from nnunet_ssp.defaults import DEMO_EPOCHS, DEMO_ITERS
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.phantom import generate_phantom
 from nnunet_ssp.phantom.acdc_layout import patient_name
@@ -36,9 +37,9 @@ class DemoSettings:
     test_subjects: int = 4
     image_size: int = 64
     labelled: Tuple[int, ...] = (2,)
-    pretrain_epochs: int = 20
-    finetune_epochs: int = 20
-    iters: int = 40
+    pretrain_epochs: int = DEMO_EPOCHS
+    finetune_epochs: int = DEMO_EPOCHS
+    iters: int = DEMO_ITERS
     seed: int = 0
     num_processes: int = 2
 
@@ -87,7 +88,7 @@ def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, 
     from nnunet_ssp.atomic import atomic_path
 
     runs = [r for r in plan_runs(settings, folds) if r.kind != PRETRAIN and r.labelled_subjects == settings.subjects[0]]
-    runs.sort(key=lambda r: r.method != BASELINE)
+    runs.sort(key=lambda r: r.label != BASELINE)
     cines = json.loads((raw / CINES_FILE).read_text())
     ed_cases = [case_id(subject, entry["ED"]) for subject, entry in sorted(cines.items()) if entry["split"] == TEST]
     cases = [c for c in ed_cases if (raw / "labelsTs" / f"{c}{FILE_ENDING}").is_file()][:4]  # up to four subjects
@@ -98,7 +99,7 @@ def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, 
         image = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "imagesTs" / f"{case}_0000{FILE_ENDING}")))
         z = int(np.argmax((label > 0).sum(axis=(1, 2))))
         panels = [("image", None), ("ground truth", label)]
-        panels += [(f"{r.method} ({r.labelled_subjects} subj.)",
+        panels += [(f"{r.label} ({r.labelled_subjects} subj.)",
                     sitk.GetArrayFromImage(sitk.ReadImage(str(layout.predictions(r) / f"{case}{FILE_ENDING}"))))
                    for r in runs]
         for col, (title, seg) in enumerate(panels):

@@ -14,6 +14,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from nnunet_ssp.benchmark import BenchmarkSettings, Layout, pending_runs, plan_runs, report_from_csv, run_benchmark
+from nnunet_ssp.benchmark.curves import read_curves_csv
 from nnunet_ssp.benchmark.grid import CHECKPOINTS, pretraining_trainer, train_command
 from nnunet_ssp.benchmark.markers import (TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, train_record, train_state,
                                           write_marker, write_train_record)
@@ -148,6 +149,45 @@ def test_plan_orders_pretraining_first_then_sizes_seeds_baseline_methods(tmp_pat
                         "-device", "cpu", "-pretrained_weights", str(checkpoint)]
     assert train_command(mim, layout, "cpu", checkpoint, resume=True)[-1] == "--c"
     assert "--finetune-epochs 2 --iters 5" in settings.command_line()
+
+
+def test_recipes_pretrain_once_per_pretraining_variant_and_share_the_baseline(tmp_path, nnunet_env):
+    settings = BenchmarkSettings("1", ("mim", "simclr"), (1,), (0,), 1, 2, 5, "P", tmp_path, "cpu",
+                                 pretrain_variants=("default", "lr1e2"),
+                                 finetune_variants=("default", "lr5e3_warmup5pct"))
+    runs = plan_runs(settings, {(1, 0): 5})
+    by_name = {r.name: r for r in runs}
+    assert list(by_name)[:4] == ["pretrain_mim", "pretrain_mim.lr1e2", "pretrain_simclr", "pretrain_simclr.lr1e2"]
+    assert [r.label for r in runs if r.labelled_subjects == 1] == [
+        "baseline", "mim", "mim+lr5e3_warmup5pct", "mim.lr1e2", "mim.lr1e2+lr5e3_warmup5pct",
+        "simclr", "simclr+lr5e3_warmup5pct", "simclr.lr1e2", "simclr.lr1e2+lr5e3_warmup5pct"]
+    tuned = by_name["mim.lr1e2+lr5e3_warmup5pct_n1_s0"]
+    assert tuned.trainer == "nnUNetTrainerSSPFinetune_lr5e3_warmup5pct_2epochs_5iters"
+    assert tuned.pretraining.trainer == "nnUNetTrainerSSP_MIM_lr1e2_1epochs_5iters"
+    layout = Layout(tmp_path, "Dataset001_X", "P")
+    assert layout.results_root(tuned) == tmp_path / "models" / "mim.lr1e2"
+    folders = [layout.model_folder(r) for r in runs]
+    assert len(set(folders)) == len(folders)  # no two runs share nnU-Net's output folder
+    assert "--pretrain-variants default lr1e2 --finetune-variants default lr5e3_warmup5pct" in settings.command_line()
+    assert " --pretrain-variants" not in _grid(tmp_path)[0].command_line()
+
+
+@pytest.mark.parametrize("variants,message", [
+    ({"pretrain_variants": ("mask60",), "methods": ("simclr",)},
+     "nnUNetTrainerSSP_SimCLR_mask60_1epochs_5iters is no trainer: a token of 'mask60' is unknown"),
+    ({"finetune_variants": ("2epochs",)}, "nnUNetTrainerSSPFinetune_2epochs_2epochs_5iters is no trainer"),
+])
+def test_a_variant_that_makes_no_trainer_is_refused_by_name(tmp_path, nnunet_env, variants, message):
+    settings = BenchmarkSettings(**{"dataset": "1", "methods": ("mim",), "subjects": (1,), "seeds": (0,),
+                                    "pretrain_epochs": 1, "finetune_epochs": 2, "iters": 5, **variants})
+    with pytest.raises(InputError, match=re.escape(message)):
+        plan_runs(settings, {(1, 0): 5})
+
+
+@pytest.mark.parametrize("variant", ["lr1e2 warmup0pct", "", "mask60__grid4", "x/y"])
+def test_malformed_variants_are_refused(variant):
+    with pytest.raises(InputError, match="--finetune-variants takes variant tokens joined by '_'"):
+        BenchmarkSettings("1", finetune_variants=(variant,))
 
 
 def test_every_method_has_its_pretraining_trainer():
@@ -334,6 +374,8 @@ def test_tiny_benchmark_runs_resumes_and_redoes_only_a_deleted_run(tmp_path, nnu
     assert {(r.method, r.labelled_subjects, r.seed, r.fold) for r in rows} == {("baseline", 1, 0, 5), ("mim", 1, 0, 5)}
     assert {r.structure for r in rows} == {"RV", "MYO", "LV"}
     assert "| mim | 1 | mean of structures | 4 |" in (out / "report.md").read_text()
+    curves = read_curves_csv(out / "curves.csv")
+    assert sorted((p.method, p.iterations) for p in curves) == [("baseline", 2), ("mim", 2)]  # 1 epoch x 2 iters
     runs = plan_runs(settings, {(1, 0): 5})
     layout = Layout(out, "Dataset001_ACDC", "nnUNetPlansCPU")
     mtimes = {run.name: layout.checkpoint(run).stat().st_mtime_ns for run in runs}

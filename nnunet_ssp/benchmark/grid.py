@@ -7,11 +7,17 @@ Runs, in the order they are done:
   `nnUNetTrainerSSPFinetune[...]` and `-pretrained_weights` of that method's pretraining checkpoint.
 Every run but pretraining then predicts the test images and evaluates them with nnU-Net.
 
+Recipes: with `pretrain_variants` and `finetune_variants` (variant tokens of `nnunet_ssp.variants`, or `default`)
+each method is pretrained once per pretraining variant and fine-tuned per fine-tuning variant; the run and the
+results name it `<method>[.<pretraining variant>][+<fine-tuning variant>]`, e.g. `mim.mask60+decoderReinit_n1_s0`,
+and every recipe is compared against the one baseline per size and seed.
+
 nnU-Net names its output folder after trainer, plans and fold only, so the fine-tuning runs of different methods
 would share one folder. Each method (and the baseline) therefore gets its own nnU-Net results root,
-`<out>/models/<method>`, passed to the subprocesses as `nnUNet_results`.
+`<out>/models/<method>[.<pretraining variant>]`, passed to the subprocesses as `nnUNet_results`.
 """
 
+import re
 import shlex
 import sys
 from dataclasses import asdict, dataclass
@@ -20,6 +26,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
 
+from nnunet_ssp.defaults import DEFAULT_RECIPE
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.methods import METHOD_CLASSES
 
@@ -30,6 +37,7 @@ FINAL_CHECKPOINT = "checkpoint_final.pth"
 CHECKPOINTS = (FINAL_CHECKPOINT, "checkpoint_latest.pth", "checkpoint_best.pth")  # what nnUNetv2_train --c reads
 FINETUNE_TRAINER = "nnUNetTrainerSSPFinetune"
 BASELINE_TRAINER = "nnUNetTrainer"
+VARIANT_PATTERN = re.compile(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class BenchmarkSettings:
     device: str = "cuda"
     val_subjects: Optional[int] = None
     subject_pattern: Optional[str] = None
+    pretrain_variants: Tuple[str, ...] = (DEFAULT_RECIPE,)
+    finetune_variants: Tuple[str, ...] = (DEFAULT_RECIPE,)
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in METHOD_CLASSES]
@@ -57,6 +67,12 @@ class BenchmarkSettings:
                               ("--iters", self.iters)):
             if value is not None and value < 1:
                 raise InputError(f"{option} {value} must be at least 1.")
+        for option, variants in (("--pretrain-variants", self.pretrain_variants),
+                                 ("--finetune-variants", self.finetune_variants)):
+            bad = [v for v in variants if not VARIANT_PATTERN.fullmatch(v)]
+            if bad or not variants:
+                raise InputError(f"{option} takes variant tokens joined by '_' (e.g. lr1e2_warmup0pct) or "
+                                 f"'{DEFAULT_RECIPE}', not {' '.join(map(repr, bad)) or 'nothing'}.")
 
     def command_line(self) -> str:
         """The `nnunet-ssp benchmark` command that runs this benchmark."""
@@ -67,6 +83,10 @@ class BenchmarkSettings:
                               ("--subject-pattern", self.subject_pattern), ("--out", self.out)):
             if value is not None:
                 argv += [option, str(value)]
+        for option, variants in (("--pretrain-variants", self.pretrain_variants),
+                                 ("--finetune-variants", self.finetune_variants)):
+            if variants != (DEFAULT_RECIPE,):
+                argv += [option, *variants]
         return shlex.join(argv + ["-p", self.plans, "-device", self.device])
 
     def record(self) -> dict:
@@ -87,11 +107,18 @@ class Run:
     seed: Optional[int] = None
     pretraining: Optional["Run"] = None  # the pretraining run whose final checkpoint it starts from
 
+    @property
+    def label(self) -> str:
+        """The recipe: `baseline` or `<method>[.<pretraining variant>][+<fine-tuning variant>]`."""
+        if self.kind == PRETRAIN:
+            return self.name[len(PRETRAIN) + 1:]
+        return self.name[:-len(run_tag(self.labelled_subjects, self.seed)) - 1]
+
     def describe(self) -> str:
         """A short readable description."""
         if self.kind == PRETRAIN:
             return f"pretraining {self.method} ({self.trainer}, fold all)"
-        start = "nnU-Net's initialisation" if self.kind == BASELINE else f"{self.method} weights"
+        start = "nnU-Net's initialisation" if self.kind == BASELINE else f"{self.pretraining.label} weights"
         return (f"{self.labelled_subjects} labelled subjects, seed {self.seed}, fold {self.fold}, from {start} "
                 f"({self.trainer})")
 
@@ -104,8 +131,10 @@ class Layout:
     plans: str
 
     def results_root(self, run: Run) -> Path:
-        """The nnU-Net results root of a run's subprocesses: one per method, and one for the baseline."""
-        return self.out / "models" / run.method
+        """The nnU-Net results root of a run's subprocesses: one per pretraining (shared by the fine-tunings that
+        start from it), and one for the baseline."""
+        owner = run.pretraining if run.kind == FINETUNE else run
+        return self.out / "models" / owner.label
 
     def model_folder(self, run: Run) -> Path:
         """nnU-Net's output folder of a run (fold_X below the results root)."""
@@ -151,6 +180,30 @@ def schedule_suffix(epochs: Optional[int], iters: Optional[int]) -> str:
     return (f"_{epochs}epochs" if epochs else "") + (f"_{iters}iters" if iters else "")
 
 
+def run_tag(labelled_subjects: int, seed: int) -> str:
+    """`n<N>_s<S>`, the end of the name of a run with N labelled subjects and seed S."""
+    return f"n{labelled_subjects}_s{seed}"
+
+
+def recipe_label(method: str, pretrain_variant: str = DEFAULT_RECIPE, finetune_variant: str = DEFAULT_RECIPE) -> str:
+    """`<method>[.<pretraining variant>][+<fine-tuning variant>]`, leaving out the defaults."""
+    return (method + ("" if pretrain_variant == DEFAULT_RECIPE else f".{pretrain_variant}")
+            + ("" if finetune_variant == DEFAULT_RECIPE else f"+{finetune_variant}"))
+
+
+def variant_trainer(base: str, variant: str, schedule: str) -> str:
+    """The trainer name of `base` with a variant's tokens and the schedule suffix; InputError if no such trainer."""
+    if variant == DEFAULT_RECIPE:
+        return base + schedule
+    from nnunet_ssp.variants import schedule_variant
+
+    name = f"{base}_{variant}{schedule}"
+    if schedule_variant(name) is None:
+        raise InputError(f"{name} is no trainer: a token of {variant!r} is unknown, repeated, given by the schedule "
+                         f"options as well, or does not apply to {base} (see nnunet_ssp.variants).")
+    return name
+
+
 def pretraining_trainer(method: str) -> str:
     """The class name of a method's pretraining trainer."""
     from nnunet_ssp.pretrain import (nnUNetTrainerSSP_DINO, nnUNetTrainerSSP_MIM, nnUNetTrainerSSP_PCL,
@@ -168,15 +221,20 @@ def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int]) ->
     """
     pretrain = schedule_suffix(settings.pretrain_epochs, settings.iters)
     finetune = schedule_suffix(settings.finetune_epochs, settings.iters)
-    pretraining = {m: Run(f"pretrain_{m}", PRETRAIN, m, pretraining_trainer(m) + pretrain, "all")
-                   for m in settings.methods}
+    pretrain_variants, finetune_variants = (tuple(dict.fromkeys(v)) for v in (settings.pretrain_variants,
+                                                                             settings.finetune_variants))
+    pretraining = {(m, v): Run(f"{PRETRAIN}_{recipe_label(m, v)}", PRETRAIN, m,
+                               variant_trainer(pretraining_trainer(m), v, pretrain), "all")
+                   for m in settings.methods for v in pretrain_variants}
+    finetuners = {v: variant_trainer(FINETUNE_TRAINER, v, finetune) for v in finetune_variants}
     runs = list(pretraining.values())
     for size in sorted(set(settings.subjects)):
         for seed in dict.fromkeys(settings.seeds):
-            fold, tag = folds[size, seed], f"n{size}_s{seed}"
+            fold, tag = folds[size, seed], run_tag(size, seed)
             runs.append(Run(f"{BASELINE}_{tag}", BASELINE, BASELINE, BASELINE_TRAINER + finetune, fold, size, seed))
-            runs += [Run(f"{m}_{tag}", FINETUNE, m, FINETUNE_TRAINER + finetune, fold, size, seed, pretraining[m])
-                     for m in settings.methods]
+            runs += [Run(f"{recipe_label(m, pv, fv)}_{tag}", FINETUNE, m, finetuners[fv], fold, size, seed,
+                         pretraining[m, pv])
+                     for m in settings.methods for pv in pretrain_variants for fv in finetune_variants]
     return runs
 
 

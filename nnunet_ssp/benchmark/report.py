@@ -1,9 +1,11 @@
-"""The label-efficiency report, computed from results.csv alone: report.md and dice_vs_subjects.png beside it.
+"""The label-efficiency report, computed from results.csv (and curves.csv when it is beside it): report.md and
+dice_vs_subjects.png beside it.
 
 - Mean ± sd of 3D Dice per method and number of labelled subjects, per structure and for the mean of structures
   (per run and test case the mean over its structures, then mean ± sd over seeds x test cases); sd with ddof 1.
 - Paired two-sided Wilcoxon signed-rank test (scipy) of each method against the baseline, per size and structure,
   paired over (seed, test case); pairs with a NaN Dice on either side are left out.
+- From curves.csv: the iterations each recipe needs to reach the baseline's final validation pseudo-Dice.
 """
 
 import json
@@ -17,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from nnunet_ssp.atomic import atomic_path, write_text
+from nnunet_ssp.benchmark.curves import CURVES_FILE, catchup, read_curves_csv, render_catchup
 from nnunet_ssp.benchmark.grid import BASELINE
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv
 from nnunet_ssp.errors import InputError
@@ -128,8 +131,13 @@ def report_from_csv(results_csv: Path, command: Optional[str] = None) -> Benchma
         command = _recorded_command(results_csv.parent / SETTINGS_FILE)
     rows = with_structure_means(rows)
     stats, tests = dice_stats(rows), paired_tests(rows)
+    curves_csv = results_csv.parent / CURVES_FILE
+    catchups = catchup(read_curves_csv(curves_csv)) if curves_csv.is_file() else []
     report_file, plot_file = results_csv.parent / REPORT_FILE, results_csv.parent / PLOT_FILE
-    write_text(render_markdown(stats, tests, results_csv.name, command, plot_file.name), report_file)
+    markdown = render_markdown(stats, tests, results_csv.name, command, plot_file.name)
+    if catchups:
+        markdown += "\n" + "\n".join(render_catchup(catchups))
+    write_text(markdown, report_file)
     plot_dice_vs_subjects(stats, plot_file)
     return BenchmarkReport(stats, tests, report_file, plot_file)
 

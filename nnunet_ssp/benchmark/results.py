@@ -9,7 +9,7 @@ import csv
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple, Union
+from typing import Dict, Iterable, List, Sequence, Tuple, Union
 
 from nnunetv2.evaluation.evaluate_predictions import load_summary_json
 
@@ -56,12 +56,17 @@ def rows_from_summary(summary_file: Path, names: Dict[LabelKey, str], file_endin
     return rows
 
 
-def write_results_csv(rows: Iterable[ResultRow], path: Path) -> None:
-    """Write `rows` to `path` atomically."""
+def write_csv(rows: Iterable, columns: Sequence[str], path: Path) -> None:
+    """Write dataclass `rows` under the header `columns` to `path` atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         table = csv.writer(f)
-        table.writerow(COLUMNS)
+        table.writerow(columns)
         table.writerows(astuple(row) for row in rows)
+
+
+def write_results_csv(rows: Iterable[ResultRow], path: Path) -> None:
+    """Write `rows` to `path` atomically."""
+    write_csv(rows, COLUMNS, path)
 
 
 def read_results_csv(path: Path) -> List[ResultRow]:

@@ -8,9 +8,10 @@ Files below `out` (default `$nnUNet_results/DatasetXXX/ssp_benchmark`):
     runs/<run>/              train.log, predict.log, evaluate.log (subprocess output), predictions/,
                              summary.json (nnU-Net's evaluation), done.json (the finished marker), train.json
                              (while the run is unfinished: its training started or finished)
-    models/<method>/         the nnU-Net results root of that method's runs (and of the baseline's)
+    models/<pretraining>/    the nnU-Net results root of a pretraining and its fine-tunings (models/baseline: the
+                             baseline's)
     test_images/             links to the labelled test images, only when imagesTs also holds unlabelled ones
-    results.csv, report.md, dice_vs_subjects.png
+    results.csv, curves.csv, report.md, dice_vs_subjects.png
 
 An interrupted run continues where it stopped (see `markers`): training that finished is kept and only prediction
 and evaluation run again; training cut short continues from its checkpoint (`nnUNetv2_train --c`); a new training
@@ -34,6 +35,7 @@ from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folde
 from tqdm import tqdm
 
 from nnunet_ssp.atomic import atomic_dir, write_json
+from nnunet_ssp.benchmark.curves import CURVES_FILE, curve_points, write_curves_csv
 from nnunet_ssp.benchmark.grid import (CHECKPOINTS, PRETRAIN, BenchmarkSettings, Layout, Run, evaluate_command,
                                        plan_runs, predict_command, train_command)
 from nnunet_ssp.benchmark.markers import (TRAIN_FINISHED, TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, finished_runs,
@@ -243,10 +245,14 @@ def evaluation_set(raw: Path, out: Path) -> EvaluationSet:
 
 
 def _write_results(runs: Sequence[Run], layout: Layout, names: dict, file_ending: str) -> None:
-    """results.csv from the evaluation summaries of every finished run of the grid."""
-    rows = []
+    """results.csv from the evaluation summaries, and curves.csv from the training logs, of every finished run of
+    the grid."""
+    rows, points = [], []
     for run in finished_runs(runs, layout):
         if run.kind != PRETRAIN:
-            rows += rows_from_summary(layout.summary(run), names, file_ending, run.method, run.labelled_subjects,
+            rows += rows_from_summary(layout.summary(run), names, file_ending, run.label, run.labelled_subjects,
                                       run.seed, run.fold)
+            points += curve_points(layout.checkpoint(run), run.trainer, run.label, run.labelled_subjects, run.seed,
+                                   run.fold)
     write_results_csv(rows, layout.out / RESULTS_FILE)
+    write_curves_csv(points, layout.out / CURVES_FILE)

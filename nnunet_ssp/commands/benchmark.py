@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from nnunet_ssp.commands.make_splits import add_split_arguments
+from nnunet_ssp.defaults import DEFAULT_RECIPE
 from nnunet_ssp.methods import METHOD_CLASSES
 
 
@@ -35,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="epochs of fine-tuning and of the baseline (default: the trainers' own, 1000)")
     p.add_argument("--iters", type=int, default=None, metavar="I",
                    help="iterations per epoch of every training (default: the trainers' own, 250)")
+    p.add_argument("--pretrain-variants", nargs="+", default=[DEFAULT_RECIPE], metavar="TOKENS",
+                   help="pretraining recipes, each variant tokens joined by '_' (e.g. mask60_grid4) or 'default'; "
+                        "every method is pretrained once per recipe (default: default)")
+    p.add_argument("--finetune-variants", nargs="+", default=[DEFAULT_RECIPE], metavar="TOKENS",
+                   help="fine-tuning recipes (e.g. default lr5e3_warmup5pct decoderReinit), each run from every "
+                        "pretraining and reported as <method>[.<pretraining variant>][+<fine-tuning variant>] "
+                        "against the one baseline (default: default)")
     p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default $nnUNet_results/DatasetXXX/ssp_benchmark)")
@@ -53,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = BenchmarkSettings(
         args.dataset, tuple(dict.fromkeys(args.methods)), tuple(args.subjects), tuple(args.seeds),
         args.pretrain_epochs, args.finetune_epochs, args.iters, args.plans, args.out, args.device,
-        args.val_subjects, args.subject_pattern)
+        args.val_subjects, args.subject_pattern, tuple(args.pretrain_variants), tuple(args.finetune_variants))
     if args.report_only:
         out = args.out if args.out is not None else default_output_folder(dataset_name_of(args.dataset))
         report = report_from_csv(out / RESULTS_FILE)

@@ -2,6 +2,8 @@
 
 import argparse
 
+from nnunet_ssp.defaults import DEMO_EPOCHS, DEMO_ITERS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the demo subcommand."""
@@ -13,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "figure of predictions). Uses its own nnU-Net data roots below --out; rerunning resumes.")
     p.add_argument("--out", default="ssp_demo", help="folder for everything the demo writes (ssp_demo)")
     p.add_argument("--labelled", type=int, nargs="+", default=[2], help="labelled-subject counts (2)")
-    p.add_argument("--epochs", type=int, default=None, help="pretraining and fine-tuning epochs (20)")
-    p.add_argument("--iters", type=int, default=None, help="iterations per epoch (40)")
+    p.add_argument("--epochs", type=int, default=None, help=f"pretraining and fine-tuning epochs ({DEMO_EPOCHS})")
+    p.add_argument("--iters", type=int, default=None, help=f"iterations per epoch ({DEMO_ITERS})")
     p.add_argument("-np", "--num-processes", type=int, default=2, help="processes for data preparation (2)")
     p.set_defaults(func=_run)
 

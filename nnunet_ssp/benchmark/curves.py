@@ -1,0 +1,151 @@
+"""Validation curves: nnU-Net's per-epoch EMA pseudo-Dice of each run, and how many iterations a recipe needs to
+reach the baseline's final value.
+
+nnU-Net logs, every epoch, the pseudo-Dice of the validation subjects (2D patches, Dice accumulated over the
+batch) and its exponential moving average (`ema_fg_dice`, the value it picks `checkpoint_best` by). The runner
+reads it from each run's final checkpoint into `curves.csv` (one row per run and epoch); the report compares
+each run with the baseline of the same size and seed, trained with the same schedule.
+"""
+
+import csv
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from statistics import median
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from nnunet_ssp.benchmark.grid import BASELINE
+from nnunet_ssp.benchmark.results import write_csv
+from nnunet_ssp.errors import InputError
+
+CURVES_FILE = "curves.csv"
+NNUNET_ITERATIONS_PER_EPOCH = 250  # nnUNetTrainer.num_iterations_per_epoch
+_ITERS_TOKEN = re.compile(r"_([1-9]\d*)iters(?=_|$)")
+# numpy scalars nnU-Net's logger keeps in the checkpoint; everything else loads as plain tensors and lists
+_NUMPY_SCALARS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The EMA pseudo-Dice on the validation subjects of one run after one epoch."""
+    method: str
+    labelled_subjects: int
+    seed: int
+    fold: int
+    epoch: int
+    iterations: int  # training iterations done by the end of this epoch
+    ema_pseudo_dice: float
+
+
+COLUMNS = tuple(f.name for f in fields(CurvePoint))
+
+
+@dataclass(frozen=True)
+class Catchup:
+    """How many iterations a recipe needed to reach the baseline's final EMA pseudo-Dice at one size."""
+    method: str
+    labelled_subjects: int
+    seeds: int  # seeds with both curves
+    reached: int  # seeds in which the recipe reached the baseline's final value
+    median_iterations: Optional[float]  # over the seeds that reached it
+    baseline_iterations: int  # the baseline's own number of iterations
+
+
+def iterations_per_epoch(trainer: str) -> int:
+    """Iterations per epoch of a trainer named with an `_<I>iters` token, else nnU-Net's 250."""
+    match = _ITERS_TOKEN.search(trainer)
+    return int(match[1]) if match else NNUNET_ITERATIONS_PER_EPOCH
+
+
+def validation_curve(checkpoint: Path) -> List[float]:
+    """The EMA pseudo-Dice after each epoch, from the log nnU-Net keeps in a checkpoint (loaded weights_only)."""
+    try:
+        with torch.serialization.safe_globals(_NUMPY_SCALARS):
+            logged = torch.load(checkpoint, map_location="cpu", weights_only=True)["logging"]["ema_fg_dice"]
+        return [float(v) for v in logged]
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as e:
+        raise InputError(f"{checkpoint} holds no readable nnU-Net training log ({type(e).__name__}).") from None
+
+
+def curve_points(checkpoint: Path, trainer: str, method: str, labelled_subjects: int, seed: int,
+                 fold: int) -> List[CurvePoint]:
+    """The rows of one run for curves.csv."""
+    per_epoch = iterations_per_epoch(trainer)
+    return [CurvePoint(method, labelled_subjects, seed, fold, epoch, (epoch + 1) * per_epoch, value)
+            for epoch, value in enumerate(validation_curve(checkpoint))]
+
+
+def write_curves_csv(points: Iterable[CurvePoint], path: Path) -> None:
+    """Write `points` to `path` atomically."""
+    write_csv(points, COLUMNS, path)
+
+
+def read_curves_csv(path: Path) -> List[CurvePoint]:
+    """The points of a curves.csv; InputError naming the file and line when one is malformed."""
+    points = []
+    with open(path, newline="") as f:
+        table = csv.reader(f)
+        if tuple(next(table, ())) != COLUMNS:
+            raise InputError(f"{path} does not start with the header {','.join(COLUMNS)}.")
+        for line, values in enumerate(table, start=2):
+            try:
+                method, *numbers, value = values
+                points.append(CurvePoint(method, *map(int, numbers), float(value)))
+            except (ValueError, TypeError):
+                raise InputError(f"{path} line {line} is no row of {len(COLUMNS)} values.") from None
+    return points
+
+
+def catchup(points: Sequence[CurvePoint]) -> List[Catchup]:
+    """Per recipe and size: in how many seeds, and after how many iterations (median), the recipe's EMA
+    pseudo-Dice first reached the final value of the baseline of the same size and seed."""
+    curves: Dict[Tuple[str, int, int], List[CurvePoint]] = {}
+    for p in points:
+        curves.setdefault((p.method, p.labelled_subjects, p.seed), []).append(p)
+    for curve in curves.values():
+        curve.sort(key=lambda p: p.epoch)
+    result = []
+    for method in dict.fromkeys(p.method for p in points):
+        if method == BASELINE:
+            continue
+        for size in sorted({p.labelled_subjects for p in points}):
+            needed, seeds, baseline_iterations = [], 0, 0
+            for (m, n, seed), curve in curves.items():
+                baseline = curves.get((BASELINE, n, seed))
+                if m != method or n != size or not baseline:
+                    continue
+                seeds += 1
+                target, baseline_iterations = baseline[-1].ema_pseudo_dice, baseline[-1].iterations
+                first = next((p.iterations for p in curve if p.ema_pseudo_dice >= target), None)
+                if first is not None:
+                    needed.append(first)
+            if seeds:
+                result.append(Catchup(method, size, seeds, len(needed), median(needed) if needed else None,
+                                      baseline_iterations))
+    return result
+
+
+def render_catchup(rows: Sequence[Catchup]) -> List[str]:
+    """The report's Markdown section on iterations to the baseline."""
+    lines = ["## Iterations to the baseline's final validation Dice", "",
+             "nnU-Net's EMA pseudo-Dice on the validation subjects, logged every epoch: per seed, the first "
+             "iteration count at which a recipe reaches the baseline's final value at the same size and seed. "
+             "Cells: median over the seeds that reached it (seeds reached / seeds); the baseline trains for the "
+             "iterations in the header.", ""]
+    sizes = sorted({r.labelled_subjects for r in rows})
+    budget = {r.labelled_subjects: r.baseline_iterations for r in rows}
+    lines += ["| method | " + " | ".join(f"{n} labelled ({budget[n]} it.)" for n in sizes) + " |",
+              "|---|" + "---|" * len(sizes)]
+    by_key = {(r.method, r.labelled_subjects): r for r in rows}
+    for method in dict.fromkeys(r.method for r in rows):
+        cells = []
+        for n in sizes:
+            r = by_key.get((method, n))
+            cells.append("–" if r is None else
+                         f"{'never' if r.median_iterations is None else f'{r.median_iterations:g}'} "
+                         f"({r.reached}/{r.seeds})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines + [""]

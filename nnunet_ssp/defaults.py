@@ -1,0 +1,5 @@
+"""Defaults the command line shows in its help, kept in a module that imports nothing heavy."""
+
+DEFAULT_RECIPE = "default"  # a benchmark variant list entry meaning the trainer's own settings
+DEMO_EPOCHS = 20  # the demo's pretraining and fine-tuning epochs
+DEMO_ITERS = 40  # the demo's iterations per epoch
