@@ -117,7 +117,7 @@ class Run:
     def describe(self) -> str:
         """A short readable description."""
         if self.kind == PRETRAIN:
-            return f"pretraining {self.method} ({self.trainer}, fold all)"
+            return f"pretraining {self.label} ({self.trainer}, fold all)"
         start = "nnU-Net's initialisation" if self.kind == BASELINE else f"{self.pretraining.label} weights"
         return (f"{self.labelled_subjects} labelled subjects, seed {self.seed}, fold {self.fold}, from {start} "
                 f"({self.trainer})")
