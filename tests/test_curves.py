@@ -32,6 +32,18 @@ def test_curve_points_come_from_nnunets_log_and_count_iterations(tmp_path):
     assert read_curves_csv(tmp_path / "curves.csv") == points
 
 
+def test_a_rewritten_checkpoint_is_read_again(tmp_path):
+    import os
+
+    from nnunet_ssp.benchmark.curves import validation_curve
+    path = tmp_path / "checkpoint_final.pth"
+    _nnunet_checkpoint(path, [0.1, 0.2])
+    assert validation_curve(path) == pytest.approx([0.1, 0.2])
+    _nnunet_checkpoint(path, [0.3])  # a run done again: the curve of the new file, not the remembered one
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))
+    assert validation_curve(path) == pytest.approx([0.3])
+
+
 def test_a_truncated_checkpoint_is_named(tmp_path):
     path = tmp_path / "checkpoint_final.pth"
     _nnunet_checkpoint(path, [0.1, 0.2])

@@ -7,9 +7,8 @@ reads it from each run's final checkpoint into `curves.csv` (one row per run and
 each run with the baseline of the same size and seed, trained with the same schedule.
 """
 
-import csv
-import re
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 from statistics import median
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -18,12 +17,12 @@ import numpy as np
 import torch
 
 from nnunet_ssp.benchmark.grid import BASELINE
-from nnunet_ssp.benchmark.results import write_csv
+from nnunet_ssp.benchmark.results import csv_rows, write_csv
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.variants import ITERATIONS_TOKEN
 
 CURVES_FILE = "curves.csv"
 NNUNET_ITERATIONS_PER_EPOCH = 250  # nnUNetTrainer.num_iterations_per_epoch
-_ITERS_TOKEN = re.compile(r"_([1-9]\d*)iters(?=_|$)")
 # numpy scalars nnU-Net's logger keeps in the checkpoint; everything else loads as plain tensors and lists
 _NUMPY_SCALARS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
 
@@ -56,18 +55,25 @@ class Catchup:
 
 def iterations_per_epoch(trainer: str) -> int:
     """Iterations per epoch of a trainer named with an `_<I>iters` token, else nnU-Net's 250."""
-    match = _ITERS_TOKEN.search(trainer)
-    return int(match[1]) if match else NNUNET_ITERATIONS_PER_EPOCH
+    matches = (ITERATIONS_TOKEN.fullmatch(token) for token in trainer.split("_"))
+    return next((int(m[1]) for m in matches if m), NNUNET_ITERATIONS_PER_EPOCH)
 
 
 def validation_curve(checkpoint: Path) -> List[float]:
     """The EMA pseudo-Dice after each epoch, from the log nnU-Net keeps in a checkpoint (loaded weights_only)."""
     try:
-        with torch.serialization.safe_globals(_NUMPY_SCALARS):
-            logged = torch.load(checkpoint, map_location="cpu", weights_only=True)["logging"]["ema_fg_dice"]
-        return [float(v) for v in logged]
+        return list(_logged_curve(str(checkpoint), Path(checkpoint).stat().st_mtime_ns))
     except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as e:
         raise InputError(f"{checkpoint} holds no readable nnU-Net training log ({type(e).__name__}).") from None
+
+
+@lru_cache(maxsize=None)
+def _logged_curve(checkpoint: str, mtime_ns: int) -> Tuple[float, ...]:
+    """`validation_curve` of one version of a file: the runner rewrites curves.csv after every run of a grid, and
+    loads each checkpoint only once."""
+    with torch.serialization.safe_globals(_NUMPY_SCALARS):
+        logged = torch.load(checkpoint, map_location="cpu", weights_only=True)["logging"]["ema_fg_dice"]
+    return tuple(float(v) for v in logged)
 
 
 def curve_points(checkpoint: Path, trainer: str, method: str, labelled_subjects: int, seed: int,
@@ -86,16 +92,12 @@ def write_curves_csv(points: Iterable[CurvePoint], path: Path) -> None:
 def read_curves_csv(path: Path) -> List[CurvePoint]:
     """The points of a curves.csv; InputError naming the file and line when one is malformed."""
     points = []
-    with open(path, newline="") as f:
-        table = csv.reader(f)
-        if tuple(next(table, ())) != COLUMNS:
-            raise InputError(f"{path} does not start with the header {','.join(COLUMNS)}.")
-        for line, values in enumerate(table, start=2):
-            try:
-                method, *numbers, value = values
-                points.append(CurvePoint(method, *map(int, numbers), float(value)))
-            except (ValueError, TypeError):
-                raise InputError(f"{path} line {line} is no row of {len(COLUMNS)} values.") from None
+    for line, values in csv_rows(path, COLUMNS):
+        try:
+            method, *numbers, value = values
+            points.append(CurvePoint(method, *map(int, numbers), float(value)))
+        except (ValueError, TypeError):
+            raise InputError(f"{path} line {line} is no row of {len(COLUMNS)} values.") from None
     return points
 
 
@@ -103,28 +105,22 @@ def catchup(points: Sequence[CurvePoint]) -> List[Catchup]:
     """Per recipe and size: in how many seeds, and after how many iterations (median), the recipe's EMA
     pseudo-Dice first reached the final value of the baseline of the same size and seed."""
     curves: Dict[Tuple[str, int, int], List[CurvePoint]] = {}
-    for p in points:
+    for p in sorted(points, key=lambda p: p.epoch):
         curves.setdefault((p.method, p.labelled_subjects, p.seed), []).append(p)
-    for curve in curves.values():
-        curve.sort(key=lambda p: p.epoch)
+    # (recipe, size) -> per seed with a baseline: (iterations to the baseline's final value or None, its budget)
+    outcomes: Dict[Tuple[str, int], List[Tuple[Optional[int], int]]] = {}
+    for (method, size, seed), curve in curves.items():
+        baseline = curves.get((BASELINE, size, seed))
+        if method != BASELINE and baseline:
+            first = next((p.iterations for p in curve if p.ema_pseudo_dice >= baseline[-1].ema_pseudo_dice), None)
+            outcomes.setdefault((method, size), []).append((first, baseline[-1].iterations))
     result = []
     for method in dict.fromkeys(p.method for p in points):
-        if method == BASELINE:
-            continue
         for size in sorted({p.labelled_subjects for p in points}):
-            needed, seeds, baseline_iterations = [], 0, 0
-            for (m, n, seed), curve in curves.items():
-                baseline = curves.get((BASELINE, n, seed))
-                if m != method or n != size or not baseline:
-                    continue
-                seeds += 1
-                target, baseline_iterations = baseline[-1].ema_pseudo_dice, baseline[-1].iterations
-                first = next((p.iterations for p in curve if p.ema_pseudo_dice >= target), None)
-                if first is not None:
-                    needed.append(first)
-            if seeds:
-                result.append(Catchup(method, size, seeds, len(needed), median(needed) if needed else None,
-                                      baseline_iterations))
+            if (method, size) in outcomes:
+                needed = [first for first, _ in outcomes[method, size] if first is not None]
+                result.append(Catchup(method, size, len(outcomes[method, size]), len(needed),
+                                      median(needed) if needed else None, outcomes[method, size][-1][1]))
     return result
 
 

@@ -9,7 +9,7 @@ import csv
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple, Union
 
 from nnunetv2.evaluation.evaluate_predictions import load_summary_json
 
@@ -69,17 +69,23 @@ def write_results_csv(rows: Iterable[ResultRow], path: Path) -> None:
     write_csv(rows, COLUMNS, path)
 
 
-def read_results_csv(path: Path) -> List[ResultRow]:
-    """The rows of a results.csv, refused with the file and line named when a column or value is wrong."""
+def csv_rows(path: Path, columns: Sequence[str]) -> Iterator[Tuple[int, List[str]]]:
+    """(line number, values) of each row after the header; InputError when the file cannot be read or its header
+    is not `columns`."""
     try:
         with open(path, newline="") as f:
             table = csv.reader(f)
             header = next(table, None)
-            if header is None or tuple(header) != COLUMNS:
-                raise InputError(f"{path} does not start with the header {','.join(COLUMNS)}.")
-            return [_row(values, path, line) for line, values in enumerate(table, start=2) if values]
+            if header is None or tuple(header) != tuple(columns):
+                raise InputError(f"{path} does not start with the header {','.join(columns)}.")
+            yield from enumerate(table, start=2)
     except OSError as e:
         raise InputError(f"{path} cannot be read ({e.strerror}).") from None
+
+
+def read_results_csv(path: Path) -> List[ResultRow]:
+    """The rows of a results.csv, refused with the file and line named when a column or value is wrong."""
+    return [_row(values, path, line) for line, values in csv_rows(path, COLUMNS) if values]
 
 
 def _row(values: List[str], path: Path, line: int) -> ResultRow:
