@@ -54,11 +54,11 @@ def _iterations(iters: int) -> Callable:
 
 
 ALL, TUNED = (ANY, FINETUNE, PRETRAIN), (FINETUNE, PRETRAIN)
-ITERATIONS_TOKEN = re.compile(r"([1-9]\d*)iters")
+EPOCHS_TOKEN, ITERATIONS_TOKEN = re.compile(r"([1-9]\d*)epochs?"), re.compile(r"([1-9]\d*)iters")
 
 # token pattern -> (kinds of trainer it applies to, method keyword it needs or None, setter built from the match)
 TOKENS: List[Tuple[re.Pattern, Tuple[str, ...], Optional[str], Callable]] = [
-    (re.compile(r"([1-9]\d*)epochs?"), ALL, None, lambda m: _set(num_epochs=int(m[1]))),
+    (EPOCHS_TOKEN, ALL, None, lambda m: _set(num_epochs=int(m[1]))),
     (ITERATIONS_TOKEN, ALL, None, lambda m: _iterations(int(m[1]))),
     (re.compile(r"lr([1-9])e([1-9])"), ALL, None, lambda m: _set(initial_lr=int(m[1]) * 10.0 ** -int(m[2]))),
     (re.compile(r"warmup(\d+)pct"), TUNED, None, lambda m: _set(warmup_fraction=int(m[1]) / 100)),

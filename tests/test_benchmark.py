@@ -175,13 +175,23 @@ def test_recipes_pretrain_once_per_pretraining_variant_and_share_the_baseline(tm
 @pytest.mark.parametrize("variants,message", [
     ({"pretrain_variants": ("mask60",), "methods": ("simclr",)},
      "nnUNetTrainerSSP_SimCLR_mask60_1epochs_5iters is no trainer: a token of 'mask60' is unknown"),
-    ({"finetune_variants": ("2epochs",)}, "nnUNetTrainerSSPFinetune_2epochs_2epochs_5iters is no trainer"),
+    ({"finetune_variants": ("lr1e2_lr1e3",)}, "nnUNetTrainerSSPFinetune_lr1e2_lr1e3_2epochs_5iters is no trainer"),
 ])
 def test_a_variant_that_makes_no_trainer_is_refused_by_name(tmp_path, nnunet_env, variants, message):
     settings = BenchmarkSettings(**{"dataset": "1", "methods": ("mim",), "subjects": (1,), "seeds": (0,),
                                     "pretrain_epochs": 1, "finetune_epochs": 2, "iters": 5, **variants})
     with pytest.raises(InputError, match=re.escape(message)):
         plan_runs(settings, {(1, 0): 5})
+
+
+def test_a_variants_own_length_replaces_the_schedule_options(tmp_path, nnunet_env):
+    settings = BenchmarkSettings("1", methods=("mim",), subjects=(1,), seeds=(0,), pretrain_epochs=1, finetune_epochs=2,
+                                 iters=5, pretrain_variants=("default", "100epochs", "8iters"))
+    trainers = {r.name: r.trainer for r in plan_runs(settings, {(1, 0): 5})}
+    assert trainers["pretrain_mim"] == "nnUNetTrainerSSP_MIM_1epochs_5iters"
+    assert trainers["pretrain_mim.100epochs"] == "nnUNetTrainerSSP_MIM_100epochs_5iters"
+    assert trainers["pretrain_mim.8iters"] == "nnUNetTrainerSSP_MIM_8iters_1epochs"
+    assert trainers["baseline_n1_s0"] == "nnUNetTrainer_2epochs_5iters"
 
 
 @pytest.mark.parametrize("variant", ["lr1e2 warmup0pct", "", "mask60__grid4", "x/y"])

@@ -191,16 +191,22 @@ def recipe_label(method: str, pretrain_variant: str = DEFAULT_RECIPE, finetune_v
             + ("" if finetune_variant == DEFAULT_RECIPE else f"+{finetune_variant}"))
 
 
-def variant_trainer(base: str, variant: str, schedule: str) -> str:
-    """The trainer name of `base` with a variant's tokens and the schedule suffix; InputError if no such trainer."""
-    if variant == DEFAULT_RECIPE:
-        return base + schedule
-    from nnunet_ssp.variants import schedule_variant
+def variant_trainer(base: str, variant: str, epochs: Optional[int], iters: Optional[int]) -> str:
+    """The trainer name of `base` with a variant's tokens and the schedule suffix; InputError if no such trainer.
 
-    name = f"{base}_{variant}{schedule}"
+    A variant's own epochs or iters token takes the place of the schedule option's (`100epochs` pretrains longer).
+    """
+    if variant == DEFAULT_RECIPE:
+        return base + schedule_suffix(epochs, iters)
+    from nnunet_ssp.variants import EPOCHS_TOKEN, ITERATIONS_TOKEN, schedule_variant
+
+    tokens = variant.split("_")
+    epochs, iters = (None if any(pattern.fullmatch(t) for t in tokens) else value
+                     for pattern, value in ((EPOCHS_TOKEN, epochs), (ITERATIONS_TOKEN, iters)))
+    name = f"{base}_{variant}{schedule_suffix(epochs, iters)}"
     if schedule_variant(name) is None:
-        raise InputError(f"{name} is no trainer: a token of {variant!r} is unknown, repeated, given by the schedule "
-                         f"options as well, or does not apply to {base} (see nnunet_ssp.variants).")
+        raise InputError(f"{name} is no trainer: a token of {variant!r} is unknown, repeated, or does not apply to "
+                         f"{base} (see nnunet_ssp.variants).")
     return name
 
 
@@ -219,19 +225,20 @@ def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int]) ->
 
     `folds` maps (labelled subjects, seed) to the fold index make-splits gave it.
     """
-    pretrain = schedule_suffix(settings.pretrain_epochs, settings.iters)
-    finetune = schedule_suffix(settings.finetune_epochs, settings.iters)
     pretrain_variants, finetune_variants = (tuple(dict.fromkeys(v)) for v in (settings.pretrain_variants,
                                                                              settings.finetune_variants))
     pretraining = {(m, v): Run(f"{PRETRAIN}_{recipe_label(m, v)}", PRETRAIN, m,
-                               variant_trainer(pretraining_trainer(m), v, pretrain), "all")
+                               variant_trainer(pretraining_trainer(m), v, settings.pretrain_epochs, settings.iters),
+                               "all")
                    for m in settings.methods for v in pretrain_variants}
-    finetuners = {v: variant_trainer(FINETUNE_TRAINER, v, finetune) for v in finetune_variants}
+    finetuners = {v: variant_trainer(FINETUNE_TRAINER, v, settings.finetune_epochs, settings.iters)
+                  for v in finetune_variants}
+    baseline = variant_trainer(BASELINE_TRAINER, DEFAULT_RECIPE, settings.finetune_epochs, settings.iters)
     runs = list(pretraining.values())
     for size in sorted(set(settings.subjects)):
         for seed in dict.fromkeys(settings.seeds):
             fold, tag = folds[size, seed], run_tag(size, seed)
-            runs.append(Run(f"{BASELINE}_{tag}", BASELINE, BASELINE, BASELINE_TRAINER + finetune, fold, size, seed))
+            runs.append(Run(f"{BASELINE}_{tag}", BASELINE, BASELINE, baseline, fold, size, seed))
             runs += [Run(f"{recipe_label(m, pv, fv)}_{tag}", FINETUNE, m, finetuners[fv], fold, size, seed,
                          pretraining[m, pv])
                      for m in settings.methods for pv in pretrain_variants for fv in finetune_variants]

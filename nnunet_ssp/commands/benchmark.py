@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="iterations per epoch of every training (default: the trainers' own, 250)")
     p.add_argument("--pretrain-variants", nargs="+", default=[DEFAULT_RECIPE], metavar="TOKENS",
                    help="pretraining recipes, each variant tokens joined by '_' (e.g. mask60_grid4) or 'default'; "
-                        "every method is pretrained once per recipe (default: default)")
+                        "every method is pretrained once per recipe; a recipe's own length (e.g. 100epochs) "
+                        "replaces --pretrain-epochs (default: default)")
     p.add_argument("--finetune-variants", nargs="+", default=[DEFAULT_RECIPE], metavar="TOKENS",
                    help="fine-tuning recipes (e.g. default lr5e3_warmup5pct decoderReinit), each run from every "
                         "pretraining and reported as <method>[.<pretraining variant>][+<fine-tuning variant>] "
