@@ -1,12 +1,12 @@
 """Supervised fine-tuning from SSP weights: by default nnU-Net's own schedule, so only the starting weights differ.
 
 Use as `nnUNetv2_train D 2d F -tr nnUNetTrainerSSPFinetune -pretrained_weights <ssp checkpoint_final.pth>`.
-nnU-Net's own loader copies every weight except the output layers; everything else (Dice + CE loss with deep
-supervision, augmentation, validation with 3D Dice) is nnU-Net's. Recipe settings, changed by variant tokens
-(`nnunet_ssp.variants`): `encoder_lr_scale` (encoder rate relative to the rest, kept through warm-up and decay),
-`freeze_encoder_fraction` (encoder not updated for the first part of the epochs) and `reinitialize_decoder` (a
-fresh decoder after loading, so only the encoder transfers). Checkpoints are written under a temporary name and
-renamed.
+nnU-Net's own loader copies every weight except the output layers; the decoder is then built afresh, so only the
+encoder transfers. Everything else (Dice + CE loss with deep supervision, augmentation, validation with 3D Dice) is
+nnU-Net's. Recipe settings, changed by variant tokens (`nnunet_ssp.variants`): `encoder_lr_scale` (encoder rate
+relative to the rest, kept through warm-up and decay), `freeze_encoder_fraction` (encoder not updated for the first
+part of the epochs) and `reinitialize_decoder` (off with `decoderTransfer`, which keeps a pretrained decoder such as
+MIM's). Checkpoints are written under a temporary name and renamed.
 """
 
 import torch
@@ -31,8 +31,9 @@ def is_decoder_key(key: str) -> bool:
 
 class nnUNetTrainerSSPFinetune(nnUNetTrainer):
     """Fine-tuning defaults: nnU-Net's supervised recipe (peak rate 1e-2, no warm-up, poly decay 0.9 to 0, SGD
-    momentum 0.99 Nesterov), as the reference study fine-tuned. The earlier default (5e-3 with a 5 % warm-up) is
-    the variant `nnUNetTrainerSSPFinetune_lr5e3_warmup5pct`; docs/benchmark.md has the runs that replaced it."""
+    momentum 0.99 Nesterov), as the reference study fine-tuned, from the pretrained encoder with a fresh decoder.
+    The earlier defaults are variants: `_lr5e3_warmup5pct` (5e-3 with a 5 % warm-up) and `_decoderTransfer` (MIM's
+    decoder kept); docs/recipe_study.md has the runs that replaced them."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -41,7 +42,7 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
         self.warmup_fraction = 0.0
         self.encoder_lr_scale = 1.0
         self.freeze_encoder_fraction = 0.0
-        self.reinitialize_decoder = False
+        self.reinitialize_decoder = True
 
     def warmup_epochs(self) -> int:
         """Warm-up length in epochs for this run's `num_epochs`."""

@@ -11,7 +11,7 @@ Tokens (each at most once, in any order):
     warmup<P>pct     linear warm-up over P % of the epochs     fine-tuning and pretraining
     freeze<P>pct     encoder frozen for the first P % of the epochs          fine-tuning
     encLr0p<D>       encoder at 0.D times the decoder's rate (ratio kept through the schedule)
-    decoderReinit    a fresh decoder after the pretrained weights are loaded (encoder-only transfer)
+    decoderTransfer  keep the pretrained decoder too (MIM); the default, decoderReinit, keeps the encoder only
     labelledOnly     pretrain on the labelled training cases only           pretraining
     poolOnly         pretrain on the unlabeled pool only
     mask<P>          MIM: P % of the grid cells masked
@@ -64,7 +64,8 @@ TOKENS: List[Tuple[re.Pattern, Tuple[str, ...], Optional[str], Callable]] = [
     (re.compile(r"warmup(\d+)pct"), TUNED, None, lambda m: _set(warmup_fraction=int(m[1]) / 100)),
     (re.compile(r"freeze(\d+)pct"), (FINETUNE,), None, lambda m: _set(freeze_encoder_fraction=int(m[1]) / 100)),
     (re.compile(r"encLr0p(\d+)"), (FINETUNE,), None, lambda m: _set(encoder_lr_scale=float(f"0.{m[1]}"))),
-    (re.compile(r"decoderReinit"), (FINETUNE,), None, lambda m: _set(reinitialize_decoder=True)),
+    (re.compile(r"decoder(Reinit|Transfer)"), (FINETUNE,), None,
+     lambda m: _set(reinitialize_decoder=m[1] == "Reinit")),
     (re.compile(r"(labelled|pool)Only"), (PRETRAIN,), None, lambda m: _set(ssp_data=m[1])),
     (re.compile(r"mask(\d+)"), (PRETRAIN,), "mask_ratio", lambda m: _method_kwarg("mask_ratio", int(m[1]) / 100)),
     (re.compile(r"grid([1-9]\d*)"), (PRETRAIN,), "grid", lambda m: _method_kwarg("grid", int(m[1]))),

@@ -7,6 +7,7 @@ from test_pretrain import make_trainer
 
 RECIPES = ["nnUNetTrainerSSPFinetune_lr1e2", "nnUNetTrainerSSPFinetune_warmup20pct_50epochs",
            "nnUNetTrainerSSPFinetune_freeze10pct", "nnUNetTrainerSSPFinetune_encLr0p1_decoderReinit",
+           "nnUNetTrainerSSPFinetune_decoderTransfer_lr5e3",
            "nnUNetTrainerSSP_MIM_mask60_grid4", "nnUNetTrainerSSP_MIM_sspAug_100epochs",
            "nnUNetTrainerSSP_PCL_t0p35_nnunetAug", "nnUNetTrainerSSP_SimCLR_warmup10pct_lr5e2", "nnUNetTrainer_lr5e3"]
 
@@ -22,7 +23,8 @@ def test_recipe_variants_resolve_through_ext_trainer(nnunet_env, name):
 
 @pytest.mark.parametrize("name", ["nnUNetTrainerSSP_DINO_mask60", "nnUNetTrainer_freeze10pct",
                                   "nnUNetTrainerSSP_MIM_t0p1", "nnUNetTrainerSSPFinetune_2epochs_3epochs",
-                                  "nnUNetTrainerSSPFinetune_poolOnly", "nnUNetTrainerSSP_DINO_sspAug"])
+                                  "nnUNetTrainerSSPFinetune_poolOnly", "nnUNetTrainerSSP_DINO_sspAug",
+                                  "nnUNetTrainerSSPFinetune_decoderReinit_decoderTransfer"])
 def test_tokens_that_do_not_apply_make_no_trainer(nnunet_env, name):
     from nnunet_ssp.variants import schedule_variant
     assert schedule_variant(name) is None
@@ -90,15 +92,21 @@ def test_frozen_encoder_is_unchanged_for_k_epochs_then_updated(phantom_env, monk
     trainer.on_train_end()
 
 
-def test_decoder_reinit_keeps_the_pretrained_encoder_only_and_never_on_resume(phantom_env, monkeypatch):
-    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    name = "nnUNetTrainerSSPFinetune_decoderReinit_1epochs_2iters"
+def _started_from_pretrained(name: str):
+    """A trainer started after all its weights were set to 0.5, standing in for -pretrained_weights."""
     trainer = make_trainer(name, fold=0)
     trainer.initialize()
     with torch.no_grad():
         for p in trainer.network.parameters():
-            p.fill_(0.5)  # stands in for pretrained weights loaded by -pretrained_weights
+            p.fill_(0.5)
     trainer.on_train_start()
+    return trainer
+
+
+def test_default_keeps_the_pretrained_encoder_only_and_never_reinitialises_on_resume(phantom_env, monkeypatch):
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    name = "nnUNetTrainerSSPFinetune_1epochs_2iters"
+    trainer = _started_from_pretrained(name)
     state = trainer.network.state_dict()
     assert all(torch.all(v == 0.5) for k, v in state.items() if k.startswith("encoder."))
     stage = state["decoder.stages.0.convs.0.conv.weight"]
@@ -111,3 +119,10 @@ def test_decoder_reinit_keeps_the_pretrained_encoder_only_and_never_on_resume(ph
     resumed.on_train_start()
     assert torch.equal(resumed.network.state_dict()["decoder.stages.0.convs.0.conv.weight"], stage)
     resumed.on_train_end()
+
+
+def test_decoder_transfer_keeps_the_pretrained_decoder(phantom_env, monkeypatch):
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    trainer = _started_from_pretrained("nnUNetTrainerSSPFinetune_decoderTransfer_1epochs_2iters")
+    assert all(torch.all(v == 0.5) for v in trainer.network.state_dict().values() if v.is_floating_point())
+    trainer.on_train_end()
