@@ -187,7 +187,7 @@ def plot_dice_vs_subjects(stats: Sequence[DiceStats], path: Path) -> None:
     for s in stats:
         if s.structure == MEAN_OF_STRUCTURES:
             curves[s.method].append((s.labelled_subjects, s.mean, 0.0 if math.isnan(s.sd) else s.sd))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for i, (method, points) in enumerate(curves.items()):
         x, mean, sd = (np.array(v) for v in zip(*sorted(points)))
         dodge = 1 + 0.03 * (i - (len(curves) - 1) / 2)  # side by side on the log axis, so error bars do not hide
@@ -201,7 +201,7 @@ def plot_dice_vs_subjects(stats: Sequence[DiceStats], path: Path) -> None:
     ax.set_xlabel("labelled subjects")
     ax.set_ylabel("3D Dice, mean of structures (± sd)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")  # beside the axes: lines stay visible
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
