@@ -9,7 +9,7 @@ Every run but pretraining then predicts the test images and evaluates them with 
 
 Recipes: with `pretrain_variants` and `finetune_variants` (variant tokens of `nnunet_ssp.variants`, or `default`)
 each method is pretrained once per pretraining variant and fine-tuned per fine-tuning variant; the run and the
-results name it `<method>[.<pretraining variant>][+<fine-tuning variant>]`, e.g. `mim.mask60+decoderReinit_n1_s0`,
+results name it `<method>[.<pretraining variant>][+<fine-tuning variant>]`, e.g. `mim.mask60+decoderTransfer_n1_s0`,
 and every recipe is compared against the one baseline per size and seed.
 
 nnU-Net names its output folder after trainer, plans and fold only, so the fine-tuning runs of different methods

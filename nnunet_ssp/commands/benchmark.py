@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "every method is pretrained once per recipe; a recipe's own length (e.g. 100epochs) "
                         "replaces --pretrain-epochs (default: default)")
     p.add_argument("--finetune-variants", nargs="+", default=[DEFAULT_RECIPE], metavar="TOKENS",
-                   help="fine-tuning recipes (e.g. default lr5e3_warmup5pct decoderReinit), each run from every "
+                   help="fine-tuning recipes (e.g. default lr5e3_warmup5pct decoderTransfer), each run from every "
                         "pretraining and reported as <method>[.<pretraining variant>][+<fine-tuning variant>] "
                         "against the one baseline (default: default)")
     p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
