@@ -56,6 +56,12 @@ def _iterations(iters: int) -> Callable:
 ALL, TUNED = (ANY, FINETUNE, PRETRAIN), (FINETUNE, PRETRAIN)
 EPOCHS_TOKEN, ITERATIONS_TOKEN = re.compile(r"([1-9]\d*)epochs?"), re.compile(r"([1-9]\d*)iters")
 
+
+def find_token(name: str, pattern: re.Pattern) -> Optional[re.Match]:
+    """The first '_'-separated token of `name` that `pattern` matches in full, or None."""
+    return next(filter(None, (pattern.fullmatch(token) for token in name.split("_"))), None)
+
+
 # token pattern -> (kinds of trainer it applies to, method keyword it needs or None, setter built from the match)
 TOKENS: List[Tuple[re.Pattern, Tuple[str, ...], Optional[str], Callable]] = [
     (EPOCHS_TOKEN, ALL, None, lambda m: _set(num_epochs=int(m[1]))),

@@ -19,7 +19,7 @@ import torch
 from nnunet_ssp.benchmark.grid import BASELINE
 from nnunet_ssp.benchmark.results import csv_rows, write_csv
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.variants import ITERATIONS_TOKEN
+from nnunet_ssp.variants import ITERATIONS_TOKEN, find_token
 
 CURVES_FILE = "curves.csv"
 NNUNET_ITERATIONS_PER_EPOCH = 250  # nnUNetTrainer.num_iterations_per_epoch
@@ -55,8 +55,8 @@ class Catchup:
 
 def iterations_per_epoch(trainer: str) -> int:
     """Iterations per epoch of a trainer named with an `_<I>iters` token, else nnU-Net's 250."""
-    matches = (ITERATIONS_TOKEN.fullmatch(token) for token in trainer.split("_"))
-    return next((int(m[1]) for m in matches if m), NNUNET_ITERATIONS_PER_EPOCH)
+    match = find_token(trainer, ITERATIONS_TOKEN)
+    return int(match[1]) if match else NNUNET_ITERATIONS_PER_EPOCH
 
 
 def validation_curve(checkpoint: Path) -> List[float]:

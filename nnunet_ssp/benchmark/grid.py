@@ -198,10 +198,9 @@ def variant_trainer(base: str, variant: str, epochs: Optional[int], iters: Optio
     """
     if variant == DEFAULT_RECIPE:
         return base + schedule_suffix(epochs, iters)
-    from nnunet_ssp.variants import EPOCHS_TOKEN, ITERATIONS_TOKEN, schedule_variant
+    from nnunet_ssp.variants import EPOCHS_TOKEN, ITERATIONS_TOKEN, find_token, schedule_variant
 
-    tokens = variant.split("_")
-    epochs, iters = (None if any(pattern.fullmatch(t) for t in tokens) else value
+    epochs, iters = (None if find_token(variant, pattern) else value
                      for pattern, value in ((EPOCHS_TOKEN, epochs), (ITERATIONS_TOKEN, iters)))
     name = f"{base}_{variant}{schedule_suffix(epochs, iters)}"
     if schedule_variant(name) is None:
