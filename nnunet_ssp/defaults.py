@@ -3,3 +3,6 @@
 DEFAULT_RECIPE = "default"  # a benchmark variant list entry meaning the trainer's own settings
 DEMO_EPOCHS = 20  # the demo's pretraining and fine-tuning epochs
 DEMO_ITERS = 40  # the demo's iterations per epoch
+# Bumped whenever a default of nnUNetTrainerSSPFinetune changes, so that the benchmark redoes fine-tunings made with the
+# former default instead of reusing them under the same trainer name. 1: pretrained decoder kept; 2: encoder only.
+FINETUNE_RECIPE_VERSION = 2

@@ -15,7 +15,8 @@ from scipy.stats import wilcoxon
 
 from nnunet_ssp.benchmark import BenchmarkSettings, Layout, pending_runs, plan_runs, report_from_csv, run_benchmark
 from nnunet_ssp.benchmark.curves import read_curves_csv
-from nnunet_ssp.benchmark.grid import CHECKPOINTS, pretraining_trainer, train_command
+from nnunet_ssp.benchmark import markers
+from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINETUNE, pretraining_trainer, train_command
 from nnunet_ssp.benchmark.markers import (TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, train_record, train_state,
                                           write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES
@@ -240,6 +241,17 @@ def test_a_pretraining_done_again_makes_its_fine_tunings_pending(tmp_path):
     assert pending_runs(runs, layout) == [mim_n1_s0] + runs[5:]  # its marker names the old checkpoint
     _finish(mim_n1_s0, layout)
     assert pending_runs(runs, layout) == runs[5:]
+
+
+def test_fine_tunings_made_before_the_fine_tuning_defaults_changed_are_redone(tmp_path, monkeypatch):
+    settings, runs, layout = _grid(tmp_path)
+    for run in runs:
+        _finish(run, layout)
+    assert pending_runs(runs, layout) == []
+    monkeypatch.setattr(markers, "FINETUNE_RECIPE_VERSION", markers.FINETUNE_RECIPE_VERSION + 1)
+    # same trainer names, other defaults: the fine-tunings only; pretraining and nnU-Net's baseline are unchanged
+    assert pending_runs(runs, layout) == [run for run in runs if run.kind == FINETUNE]
+    assert {run.method for run in pending_runs(runs, layout)} == {"mim", "simclr"}
 
 
 def test_an_interrupted_run_continues_where_it_stopped(tmp_path):
