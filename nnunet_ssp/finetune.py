@@ -6,8 +6,11 @@ encoder transfers. Everything else (Dice + CE loss with deep supervision, augmen
 nnU-Net's. Recipe settings, changed by variant tokens (`nnunet_ssp.variants`): `encoder_lr_scale` (encoder rate
 relative to the rest, kept through warm-up and decay), `freeze_encoder_fraction` (encoder not updated for the first
 part of the epochs) and `reinitialize_decoder` (off with `decoderTransfer`, which keeps a pretrained decoder such as
-MIM's). Checkpoints are written under a temporary name and renamed.
+MIM's). At the end the log warns about any structure whose validation pseudo-Dice is still about 0. Checkpoints are
+written under a temporary name and renamed.
 """
+
+from typing import List, Sequence
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -27,6 +30,14 @@ def bare_network(network: nn.Module) -> nn.Module:
 def is_decoder_key(key: str) -> bool:
     """Whether a U-Net state-dict key is the decoder's own (not the encoder the decoder refers to)."""
     return key.startswith("decoder.") and not key.startswith("decoder.encoder.")
+
+
+SILENT_DICE = 0.01  # a structure's validation pseudo-Dice below this at the end of training means it is not predicted
+
+
+def silent_structures(dice_per_structure: Sequence[float], names: Sequence[str]) -> List[str]:
+    """The names of the structures whose validation pseudo-Dice is below SILENT_DICE."""
+    return [name for name, dice in zip(names, dice_per_structure) if dice < SILENT_DICE]
 
 
 class nnUNetTrainerSSPFinetune(nnUNetTrainer):
@@ -90,6 +101,25 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
         elif self.current_epoch == self.frozen_encoder_epochs() > 0:
             for parameter in encoder_group["params"]:
                 self.optimizer.state.get(parameter, {}).pop("momentum_buffer", None)  # no jump from frozen epochs
+
+    def structure_names(self) -> List[str]:
+        """dataset.json's names of the structures in the order of nnU-Net's per-class pseudo-Dice."""
+        labels = {name: value for name, value in self.dataset_json["labels"].items() if name != "background"}
+        if self.label_manager.has_regions:
+            return list(labels)
+        by_value = {value: name for name, value in labels.items()}
+        return [by_value[value] for value in self.label_manager.foreground_labels]
+
+    def on_train_end(self) -> None:
+        history = self.logger.get_value("dice_per_class_or_region", step=None)
+        silent = silent_structures(history[-1], self.structure_names()) if history else []
+        if silent:
+            # seen in the recipe study: after longer pretraining structures appear later, some not within a short run
+            self.print_to_log_file(
+                f"Warning: the validation pseudo-Dice of {', '.join(silent)} is still about 0 after "
+                f"{self.current_epoch} epochs, so the model does not segment {'it' if len(silent) == 1 else 'them'} "
+                f"yet: train for more epochs.")
+        super().on_train_end()
 
     def save_checkpoint(self, filename: str) -> None:
         if self.local_rank != 0 or self.disable_checkpointing:

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from nnunet_ssp.finetune import silent_structures
 from test_pretrain import make_trainer
 
 RECIPES = ["nnUNetTrainerSSPFinetune_lr1e2", "nnUNetTrainerSSPFinetune_warmup20pct_50epochs",
@@ -126,3 +127,30 @@ def test_decoder_transfer_keeps_the_pretrained_decoder(phantom_env, monkeypatch)
     trainer = _started_from_pretrained("nnUNetTrainerSSPFinetune_decoderTransfer_1epochs_2iters")
     assert all(torch.all(v == 0.5) for v in trainer.network.state_dict().values() if v.is_floating_point())
     trainer.on_train_end()
+
+
+def test_silent_structures_are_those_near_zero():
+    assert silent_structures([0.0, 0.7, 0.004], ["RV", "MYO", "LV"]) == ["RV", "LV"]
+    assert silent_structures([0.3, 0.7, 0.5], ["RV", "MYO", "LV"]) == []
+
+
+def _warnings(trainer) -> list:
+    return [line for line in open(trainer.log_file) if "pseudo-Dice of" in line]
+
+
+def test_a_structure_still_silent_at_the_end_is_named_in_the_log(phantom_env, monkeypatch):
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    trained = make_trainer("nnUNetTrainerSSPFinetune_1epochs_2iters", fold=0)
+    trained.run_training()
+    assert trained.structure_names() == ["RV", "MYO", "LV"]
+    dice = trained.logger.get_value("dice_per_class_or_region", step=None)[-1]
+    assert len(_warnings(trained)) == (min(dice) < 0.01), dice
+
+    silent = make_trainer("nnUNetTrainerSSPFinetune_1epochs_2iters", fold=0)
+    silent.on_train_start()
+    silent.logger.log("dice_per_class_or_region", [0.0, 0.7, 0.004], 0)  # what nnU-Net logs at an epoch's end
+    silent.current_epoch = 1
+    silent.on_train_end()
+    assert [line.split(": ", 1)[1].strip() for line in _warnings(silent)] == [
+        "Warning: the validation pseudo-Dice of RV, LV is still about 0 after 1 epochs, so the model does not "
+        "segment them yet: train for more epochs."]
