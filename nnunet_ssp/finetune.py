@@ -17,6 +17,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import distributed as dist
 from torch import nn
 
+from nnunet_ssp import labels
 from nnunet_ssp.atomic import atomic_path
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 
@@ -104,11 +105,10 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
 
     def structure_names(self) -> List[str]:
         """dataset.json's names of the structures in the order of nnU-Net's per-class pseudo-Dice."""
-        labels = {name: value for name, value in self.dataset_json["labels"].items() if name != "background"}
-        if self.label_manager.has_regions:
-            return list(labels)
-        by_value = {value: name for name, value in labels.items()}
-        return [by_value[value] for value in self.label_manager.foreground_labels]
+        names = labels.structure_names(self.dataset_json)
+        manager = self.label_manager
+        keys = manager.foreground_regions if manager.has_regions else manager.foreground_labels
+        return [names[labels.label_key(key)] for key in keys]
 
     def on_train_end(self) -> None:
         history = self.logger.get_value("dice_per_class_or_region", step=None)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nnunet_ssp.finetune import silent_structures
+from nnunet_ssp.finetune import SILENT_DICE, silent_structures
 from test_pretrain import make_trainer
 
 RECIPES = ["nnUNetTrainerSSPFinetune_lr1e2", "nnUNetTrainerSSPFinetune_warmup20pct_50epochs",
@@ -144,7 +144,7 @@ def test_a_structure_still_silent_at_the_end_is_named_in_the_log(phantom_env, mo
     trained.run_training()
     assert trained.structure_names() == ["RV", "MYO", "LV"]
     dice = trained.logger.get_value("dice_per_class_or_region", step=None)[-1]
-    assert len(_warnings(trained)) == (min(dice) < 0.01), dice
+    assert len(_warnings(trained)) == (min(dice) < SILENT_DICE), dice
 
     silent = make_trainer("nnUNetTrainerSSPFinetune_1epochs_2iters", fold=0)
     silent.on_train_start()

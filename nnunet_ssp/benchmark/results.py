@@ -9,14 +9,13 @@ import csv
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
 from nnunetv2.evaluation.evaluate_predictions import load_summary_json
 
 from nnunet_ssp.atomic import atomic_path
 from nnunet_ssp.errors import InputError
-
-LabelKey = Union[int, Tuple[int, ...]]
+from nnunet_ssp.labels import LabelKey
 
 
 @dataclass(frozen=True)
@@ -32,16 +31,6 @@ class ResultRow:
 
 
 COLUMNS = tuple(f.name for f in fields(ResultRow))
-
-
-def structure_names(dataset_json: dict) -> Dict[LabelKey, str]:
-    """Label value (or region tuple) -> structure name, for every foreground label in a dataset.json."""
-    names = {}
-    for name, value in dataset_json["labels"].items():
-        key = tuple(value) if isinstance(value, list) else int(value)
-        if key != 0:
-            names[key] = name
-    return names
 
 
 def rows_from_summary(summary_file: Path, names: Dict[LabelKey, str], file_ending: str, method: str,

@@ -41,9 +41,10 @@ from nnunet_ssp.benchmark.grid import (CHECKPOINTS, PRETRAIN, BenchmarkSettings,
 from nnunet_ssp.benchmark.markers import (TRAIN_FINISHED, TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, finished_runs,
                                           pending_runs, train_record, train_state, write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import SETTINGS_FILE, BenchmarkReport, report_from_csv
-from nnunet_ssp.benchmark.results import rows_from_summary, structure_names, write_results_csv
+from nnunet_ssp.benchmark.results import rows_from_summary, write_results_csv
 from nnunet_ssp.environment import environment_exports
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.labels import structure_names
 from nnunet_ssp.locking import folder_lock
 from nnunet_ssp.roots import dataset_name_of, raw_dataset_folder
 from nnunet_ssp.splits import make_splits
