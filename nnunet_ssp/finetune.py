@@ -117,7 +117,7 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
             # seen in the recipe study: after longer pretraining structures appear later, some not within a short run
             self.print_to_log_file(
                 f"Warning: the validation pseudo-Dice of {', '.join(silent)} is still about 0 after "
-                f"{self.current_epoch} epochs, so the model does not segment {'it' if len(silent) == 1 else 'them'} "
+                f"{self.current_epoch} epoch{'' if self.current_epoch == 1 else 's'}, so the model does not segment {'it' if len(silent) == 1 else 'them'} "
                 f"yet: train for more epochs.")
         super().on_train_end()
 

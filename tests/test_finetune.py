@@ -152,5 +152,5 @@ def test_a_structure_still_silent_at_the_end_is_named_in_the_log(phantom_env, mo
     silent.current_epoch = 1
     silent.on_train_end()
     assert [line.split(": ", 1)[1].strip() for line in _warnings(silent)] == [
-        "Warning: the validation pseudo-Dice of RV, LV is still about 0 after 1 epochs, so the model does not "
+        "Warning: the validation pseudo-Dice of RV, LV is still about 0 after 1 epoch, so the model does not "
         "segment them yet: train for more epochs."]
