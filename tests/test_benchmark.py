@@ -19,7 +19,7 @@ from nnunet_ssp.benchmark import markers
 from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINETUNE, pretraining_trainer, train_command
 from nnunet_ssp.benchmark.markers import (TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, train_record, train_state,
                                           write_marker, write_train_record)
-from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES
+from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES, line_styles
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
 from nnunet_ssp.benchmark.runner import (LOG_FILE, EvaluationSet, RunFailedError, call_logged, default_output_folder,
                                          evaluation_set, prepare_steps)
@@ -50,6 +50,15 @@ def _known_rows() -> List[ResultRow]:
 def _values(rows, method, size, structure):
     return {(r.seed, r.case): r.dice for r in rows
             if (r.method, r.labelled_subjects, r.structure) == (method, size, structure)}
+
+
+@pytest.mark.parametrize("count", [3, 13, 41])
+def test_every_method_in_the_plot_has_its_own_colour_and_marker(count):
+    methods = [f"method{i}" for i in range(count)] + ["baseline"]
+    styles = line_styles(methods)
+    assert styles[-1] == {"color": "black", "linestyle": "--", "marker": "o"}
+    looks = {(tuple(s["color"]), s["marker"]) for s in styles[:-1]}
+    assert len(looks) == count and ((0.0, 0.0, 0.0), "o") not in looks
 
 
 def test_report_numbers_recomputed_from_results_csv(tmp_path):

@@ -188,11 +188,10 @@ def plot_dice_vs_subjects(stats: Sequence[DiceStats], path: Path) -> None:
         if s.structure == MEAN_OF_STRUCTURES:
             curves[s.method].append((s.labelled_subjects, s.mean, 0.0 if math.isnan(s.sd) else s.sd))
     fig, ax = plt.subplots(figsize=(8, 4))
-    for i, (method, points) in enumerate(curves.items()):
+    for i, ((method, points), style) in enumerate(zip(curves.items(), line_styles(list(curves)))):
         x, mean, sd = (np.array(v) for v in zip(*sorted(points)))
         dodge = 1 + 0.03 * (i - (len(curves) - 1) / 2)  # side by side on the log axis, so error bars do not hide
-        style = {"color": "black", "linestyle": "--"} if method == BASELINE else {}
-        ax.errorbar(x * dodge, mean, yerr=sd, marker="o", capsize=3, label=method, **style)
+        ax.errorbar(x * dodge, mean, yerr=sd, capsize=3, label=method, **style)
     sizes = sorted({s.labelled_subjects for s in stats})
     ax.set_xscale("log")
     ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
@@ -206,6 +205,22 @@ def plot_dice_vs_subjects(stats: Sequence[DiceStats], path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+
+
+def line_styles(methods: Sequence[str]) -> List[Dict[str, object]]:
+    """A colour and marker per method, no two alike up to 80 methods; the baseline black and dashed."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab10" if len(methods) <= 10 else "tab20"].colors
+    markers = "os^D"
+    styles, k = [], 0
+    for method in methods:
+        if method == BASELINE:
+            styles.append({"color": "black", "linestyle": "--", "marker": "o"})
+            continue
+        styles.append({"color": colours[k % len(colours)], "marker": markers[k // len(colours) % len(markers)]})
+        k += 1
+    return styles
 
 
 def _nanmean(values: Sequence[float]) -> float:
