@@ -115,10 +115,10 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
         silent = silent_structures(history[-1], self.structure_names()) if history else []
         if silent:
             # seen in the recipe study: after longer pretraining structures appear later, some not within a short run
+            epochs = f"{self.current_epoch} epoch{'' if self.current_epoch == 1 else 's'}"
             self.print_to_log_file(
-                f"Warning: the validation pseudo-Dice of {', '.join(silent)} is still about 0 after "
-                f"{self.current_epoch} epoch{'' if self.current_epoch == 1 else 's'}, so the model does not segment {'it' if len(silent) == 1 else 'them'} "
-                f"yet: train for more epochs.")
+                f"Warning: the validation pseudo-Dice of {', '.join(silent)} is still about 0 after {epochs}, so the "
+                f"model does not segment {'it' if len(silent) == 1 else 'them'} yet: train for more epochs.")
         super().on_train_end()
 
     def save_checkpoint(self, filename: str) -> None:

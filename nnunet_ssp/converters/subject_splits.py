@@ -63,8 +63,9 @@ def publish_splits(folds: Folds, dataset_name: str) -> List[Path]:
     if appended:
         which = f"fold {N_FOLDS}" if appended == 1 else f"folds {N_FOLDS} to {N_FOLDS + appended - 1}"
         print(f"warning: {folder / SPLITS_FILE} held {which} after nnU-Net's five (where make-splits appends its "
-              f"folds); they are gone, and so is {SIDECAR_FILE}. Rerun nnunet-ssp make-splits; a benchmark knows its finished runs by fold number "
-              f"alone, so if the new folds differ, delete its runs of those folds or use a new --out.",
+              f"folds); they are gone, and so is {SIDECAR_FILE}. Rerun nnunet-ssp make-splits; a benchmark knows its "
+              f"finished runs by fold number alone, so if the new folds differ, delete its runs of those folds or use "
+              f"a new --out.",
               file=sys.stderr)
     return [folder / SPLITS_FILE]
 
