@@ -5,9 +5,10 @@ nnU-Net's own loader copies every weight except the output layers; the decoder i
 encoder transfers. Everything else (Dice + CE loss with deep supervision, augmentation, validation with 3D Dice) is
 nnU-Net's. Recipe settings, changed by variant tokens (`nnunet_ssp.variants`): `encoder_lr_scale` (encoder rate
 relative to the rest, kept through warm-up and decay), `freeze_encoder_fraction` (encoder not updated for the first
-part of the epochs) and `reinitialize_decoder` (off with `decoderTransfer`, which keeps a pretrained decoder such as
-MIM's). At the end the log warns about any structure whose validation pseudo-Dice is still about 0. Checkpoints are
-written under a temporary name and renamed.
+part of the epochs), `reinitialize_decoder` (off with `decoderTransfer`, which keeps a pretrained decoder such as
+MIM's) and `fresh_filter_norms` (on with `freshNorm`: conv filters rescaled to the norms of a fresh initialisation,
+see `nnunet_ssp.weight_scale`). At the end the log warns about any structure whose validation pseudo-Dice is still
+about 0. Checkpoints are written under a temporary name and renamed.
 """
 
 from typing import List, Sequence
@@ -20,6 +21,7 @@ from torch import nn
 from nnunet_ssp import labels
 from nnunet_ssp.atomic import atomic_path
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
+from nnunet_ssp.weight_scale import rescale_to_fresh_norm
 
 
 def bare_network(network: nn.Module) -> nn.Module:
@@ -55,6 +57,7 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
         self.encoder_lr_scale = 1.0
         self.freeze_encoder_fraction = 0.0
         self.reinitialize_decoder = True
+        self.fresh_filter_norms = False
 
     def warmup_epochs(self) -> int:
         """Warm-up length in epochs for this run's `num_epochs`."""
@@ -76,21 +79,24 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
 
     def on_train_start(self) -> None:
         super().on_train_start()
-        if self.reinitialize_decoder and self.current_epoch == 0:  # a fresh start, not a --c resume
-            self._reinitialize_decoder()
-
-    def _reinitialize_decoder(self) -> None:
+        # a --c resume (epoch > 0) continues from the weights it saved
+        if self.current_epoch > 0 or not (self.reinitialize_decoder or self.fresh_filter_norms):
+            return
         fresh = self.build_network_architecture(
             self.plans_manager, self.configuration_manager, self.num_input_channels,
-            self.label_manager.num_segmentation_heads, self.enable_deep_supervision).to(self.device).state_dict()
+            self.label_manager.num_segmentation_heads, self.enable_deep_supervision).to(self.device)
         network = bare_network(self.network)
-        state = network.state_dict()
-        for key in filter(is_decoder_key, state):
-            state[key] = fresh[key]
-            if self.is_ddp:
-                dist.broadcast(state[key], src=0)
-        network.load_state_dict(state)
-        self.print_to_log_file("Decoder re-initialised as nnU-Net builds it: only the pretrained encoder is kept.")
+        if self.reinitialize_decoder:
+            state, fresh_state = network.state_dict(), fresh.state_dict()
+            network.load_state_dict({key: fresh_state[key] if is_decoder_key(key) else value
+                                     for key, value in state.items()})
+            self.print_to_log_file("Decoder re-initialised as nnU-Net builds it: only the pretrained encoder is kept.")
+        if self.fresh_filter_norms:
+            count = rescale_to_fresh_norm(network, fresh)
+            self.print_to_log_file(f"Filters of {count} normed convs rescaled to the norms of a fresh initialisation.")
+        if self.is_ddp:  # each rank drew its own fresh network
+            for tensor in network.state_dict().values():
+                dist.broadcast(tensor, src=0)
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()

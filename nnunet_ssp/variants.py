@@ -12,6 +12,7 @@ Tokens (each at most once, in any order):
     freeze<P>pct     encoder frozen for the first P % of the epochs          fine-tuning
     encLr0p<D>       encoder at 0.D times the decoder's rate (ratio kept through the schedule)
     decoderTransfer  keep the pretrained decoder too (MIM); the default, decoderReinit, keeps the encoder only
+    freshNorm        rescale the pretrained conv filters to the norms of a fresh initialisation (same function)
     labelledOnly     pretrain on the labelled training cases only           pretraining
     poolOnly         pretrain on the unlabeled pool only
     mask<P>          MIM: P % of the grid cells masked
@@ -72,6 +73,7 @@ TOKENS: List[Tuple[re.Pattern, Tuple[str, ...], Optional[str], Callable]] = [
     (re.compile(r"encLr0p(\d+)"), (FINETUNE,), None, lambda m: _set(encoder_lr_scale=float(f"0.{m[1]}"))),
     (re.compile(r"decoder(Reinit|Transfer)"), (FINETUNE,), None,
      lambda m: _set(reinitialize_decoder=m[1] == "Reinit")),
+    (re.compile(r"freshNorm"), (FINETUNE,), None, lambda m: _set(fresh_filter_norms=True)),
     (re.compile(r"(labelled|pool)Only"), (PRETRAIN,), None, lambda m: _set(ssp_data=m[1])),
     (re.compile(r"mask(\d+)"), (PRETRAIN,), "mask_ratio", lambda m: _method_kwarg("mask_ratio", int(m[1]) / 100)),
     (re.compile(r"grid([1-9]\d*)"), (PRETRAIN,), "grid", lambda m: _method_kwarg("grid", int(m[1]))),

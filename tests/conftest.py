@@ -25,11 +25,11 @@ def unet_kwargs(features=(8, 16, 32), num_input_channels=1):
     }
 
 
-def build_unet(features=(8, 16, 32), num_input_channels=1, num_classes=4):
-    """A plans-style PlainConvUNet built by nnU-Net's own `get_network_from_plans`."""
+def build_unet(features=(8, 16, 32), num_input_channels=1, num_classes=4, **changes):
+    """A plans-style PlainConvUNet built by nnU-Net's own `get_network_from_plans`, `changes` made to its kwargs."""
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     return get_network_from_plans(
-        "dynamic_network_architectures.architectures.unet.PlainConvUNet", unet_kwargs(features),
+        "dynamic_network_architectures.architectures.unet.PlainConvUNet", {**unet_kwargs(features), **changes},
         ["conv_op", "norm_op", "dropout_op", "nonlin"], num_input_channels, num_classes, allow_init=True,
         deep_supervision=False)
 

@@ -8,7 +8,7 @@ from test_pretrain import make_trainer
 
 RECIPES = ["nnUNetTrainerSSPFinetune_lr1e2", "nnUNetTrainerSSPFinetune_warmup20pct_50epochs",
            "nnUNetTrainerSSPFinetune_freeze10pct", "nnUNetTrainerSSPFinetune_encLr0p1_decoderReinit",
-           "nnUNetTrainerSSPFinetune_decoderTransfer_lr5e3",
+           "nnUNetTrainerSSPFinetune_decoderTransfer_lr5e3", "nnUNetTrainerSSPFinetune_freshNorm_decoderTransfer",
            "nnUNetTrainerSSP_MIM_mask60_grid4", "nnUNetTrainerSSP_MIM_sspAug_100epochs",
            "nnUNetTrainerSSP_PCL_t0p35_nnunetAug", "nnUNetTrainerSSP_SimCLR_warmup10pct_lr5e2", "nnUNetTrainer_lr5e3"]
 
@@ -24,6 +24,7 @@ def test_recipe_variants_resolve_through_ext_trainer(nnunet_env, name):
 
 @pytest.mark.parametrize("name", ["nnUNetTrainerSSP_DINO_mask60", "nnUNetTrainer_freeze10pct",
                                   "nnUNetTrainerSSP_MIM_t0p1", "nnUNetTrainerSSPFinetune_2epochs_3epochs",
+                                  "nnUNetTrainerSSP_SimCLR_freshNorm",
                                   "nnUNetTrainerSSPFinetune_poolOnly", "nnUNetTrainerSSP_DINO_sspAug",
                                   "nnUNetTrainerSSPFinetune_decoderReinit_decoderTransfer"])
 def test_tokens_that_do_not_apply_make_no_trainer(nnunet_env, name):

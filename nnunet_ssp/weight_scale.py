@@ -1,0 +1,36 @@
+"""Rescale pretrained conv filters to the size of a fresh initialisation without changing what the network computes.
+
+A conv followed by instance norm gives the same output when a filter and its bias are multiplied by a positive
+number, so the filter's size carries no function. It does set the step SGD takes: the effective rate of a
+scale-invariant filter falls with the square of its norm. Pretraining grows some encoders' filters (SimCLR and PCL
+to 1.2-1.5 times nnU-Net's initialisation in the recipe study), which slows their fine-tuning; rescaling gives each
+filter back the norm, and so the rate, of a fresh start.
+"""
+
+import torch
+from dynamic_network_architectures.building_blocks.simple_conv_blocks import ConvDropoutNormReLU
+from torch import nn
+from torch.nn.modules.instancenorm import _InstanceNorm
+
+
+def normed_convs(network: nn.Module) -> dict:
+    """The conv blocks of `network` that have a norm after their conv, by module name."""
+    return {name: block for name, block in network.named_modules()
+            if isinstance(block, ConvDropoutNormReLU) and getattr(block, "norm", None) is not None}
+
+
+@torch.no_grad()
+def rescale_to_fresh_norm(network: nn.Module, fresh: nn.Module) -> int:
+    """Give each output filter of `network`'s normed convs the norm it has in `fresh`; returns the number of convs."""
+    blocks, references = normed_convs(network), normed_convs(fresh)
+    for name, block in blocks.items():
+        if not isinstance(block.norm, _InstanceNorm):
+            raise ValueError(f"rescaling conv filters keeps the network's function only behind instance norm, but "
+                             f"'{name}' is followed by {type(block.norm).__name__}")
+        weight, reference = block.conv.weight, references[name].conv.weight
+        norms = weight.flatten(1).norm(dim=1)
+        scale = torch.where(norms > 0, reference.flatten(1).norm(dim=1).to(norms) / norms, torch.ones_like(norms))
+        weight.mul_(scale.view(-1, *[1] * (weight.dim() - 1)))
+        if block.conv.bias is not None:  # scaled alike, so that dropout before the norm cannot break the invariance
+            block.conv.bias.mul_(scale)
+    return len(blocks)
