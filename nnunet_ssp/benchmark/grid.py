@@ -63,28 +63,31 @@ class BenchmarkSettings:
         if unknown:
             raise InputError(f"Methods must be some of {', '.join(METHOD_CLASSES)}, not "
                              f"{', '.join(unknown)}.")
-        for option, value in (("--pretrain-epochs", self.pretrain_epochs), ("--finetune-epochs", self.finetune_epochs),
-                              ("--iters", self.iters)):
+        for option, value in self._schedule_options():
             if value is not None and value < 1:
                 raise InputError(f"{option} {value} must be at least 1.")
-        for option, variants in (("--pretrain-variants", self.pretrain_variants),
-                                 ("--finetune-variants", self.finetune_variants)):
+        for option, variants in self._variant_options():
             bad = [v for v in variants if not VARIANT_PATTERN.fullmatch(v)]
             if bad or not variants:
                 raise InputError(f"{option} takes variant tokens joined by '_' (e.g. lr1e2_warmup0pct) or "
                                  f"'{DEFAULT_RECIPE}', not {' '.join(map(repr, bad)) or 'nothing'}.")
 
+    def _schedule_options(self) -> Tuple[Tuple[str, Optional[int]], ...]:
+        return (("--pretrain-epochs", self.pretrain_epochs), ("--finetune-epochs", self.finetune_epochs),
+                ("--iters", self.iters))
+
+    def _variant_options(self) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
+        return (("--pretrain-variants", self.pretrain_variants), ("--finetune-variants", self.finetune_variants))
+
     def command_line(self) -> str:
         """The `nnunet-ssp benchmark` command that runs this benchmark."""
         argv = ["nnunet-ssp", "benchmark", "-d", str(self.dataset), "--methods", *self.methods,
                 "--subjects", *map(str, self.subjects), "--seeds", *map(str, self.seeds)]
-        for option, value in (("--pretrain-epochs", self.pretrain_epochs), ("--finetune-epochs", self.finetune_epochs),
-                              ("--iters", self.iters), ("--val-subjects", self.val_subjects),
+        for option, value in (*self._schedule_options(), ("--val-subjects", self.val_subjects),
                               ("--subject-pattern", self.subject_pattern), ("--out", self.out)):
             if value is not None:
                 argv += [option, str(value)]
-        for option, variants in (("--pretrain-variants", self.pretrain_variants),
-                                 ("--finetune-variants", self.finetune_variants)):
+        for option, variants in self._variant_options():
             if variants != (DEFAULT_RECIPE,):
                 argv += [option, *variants]
         return shlex.join(argv + ["-p", self.plans, "-device", self.device])
