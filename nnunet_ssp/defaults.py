@@ -3,6 +3,7 @@
 DEFAULT_RECIPE = "default"  # a benchmark variant list entry meaning the trainer's own settings
 DEMO_EPOCHS = 20  # the demo's pretraining and fine-tuning epochs
 DEMO_ITERS = 40  # the demo's iterations per epoch
-# Bumped whenever a default of nnUNetTrainerSSPFinetune changes, so that the benchmark redoes fine-tunings made with the
-# former default instead of reusing them under the same trainer name. 1: pretrained decoder kept; 2: encoder only.
-FINETUNE_RECIPE_VERSION = 2
+# Bumped whenever a default of a trainer changes, so that the benchmark redoes runs made with the former default
+# instead of reusing them under the same trainer name.
+FINETUNE_RECIPE_VERSION = 2  # nnUNetTrainerSSPFinetune. 1: pretrained decoder kept; 2: encoder only
+PRETRAIN_RECIPE_VERSIONS = {"mim": 2}  # by method, 1 when absent. MIM 1: 75 % masked; 2: 50 %

@@ -263,6 +263,18 @@ def test_fine_tunings_made_before_the_fine_tuning_defaults_changed_are_redone(tm
     assert {run.method for run in pending_runs(runs, layout)} == {"mim", "simclr"}
 
 
+def test_a_pretraining_made_before_its_method_defaults_changed_is_redone_with_its_fine_tunings(tmp_path, monkeypatch):
+    settings, runs, layout = _grid(tmp_path)
+    monkeypatch.setattr(markers, "PRETRAIN_RECIPE_VERSIONS", {})  # records made before any method had a version
+    for run in runs:
+        _finish(run, layout)
+    monkeypatch.setattr(markers, "PRETRAIN_RECIPE_VERSIONS", {"mim": 1})  # version 1 is the one they were made with
+    assert pending_runs(runs, layout) == []
+    monkeypatch.setattr(markers, "PRETRAIN_RECIPE_VERSIONS", {"mim": 2})
+    # same trainer name, other defaults: MIM's pretraining and the fine-tunings from it; SimCLR's and the baselines stay
+    assert pending_runs(runs, layout) == [run for run in runs if run.method == "mim"]
+
+
 def test_an_interrupted_run_continues_where_it_stopped(tmp_path):
     settings, runs, layout = _grid(tmp_path)
     evaluation = EvaluationSet(tmp_path / "imagesTs", tmp_path / "labelsTs", ".nii.gz")

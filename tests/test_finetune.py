@@ -9,7 +9,7 @@ from test_pretrain import make_trainer
 RECIPES = ["nnUNetTrainerSSPFinetune_lr1e2", "nnUNetTrainerSSPFinetune_warmup20pct_50epochs",
            "nnUNetTrainerSSPFinetune_freeze10pct", "nnUNetTrainerSSPFinetune_encLr0p1_decoderReinit",
            "nnUNetTrainerSSPFinetune_decoderTransfer_lr5e3", "nnUNetTrainerSSPFinetune_freshNorm_decoderTransfer",
-           "nnUNetTrainerSSP_MIM_mask60_grid4", "nnUNetTrainerSSP_MIM_sspAug_100epochs",
+           "nnUNetTrainerSSP_MIM_mask60_grid4", "nnUNetTrainerSSP_MIM_mask75", "nnUNetTrainerSSP_MIM_sspAug_100epochs",
            "nnUNetTrainerSSP_PCL_t0p35_nnunetAug", "nnUNetTrainerSSP_SimCLR_warmup10pct_lr5e2", "nnUNetTrainer_lr5e3"]
 
 

@@ -1,12 +1,12 @@
 """A run's records in `<out>/runs/<run>/`: `done.json` marks it finished, `train.json` tracks its training.
 
 A run counts as finished when its marker exists, describes the same run (dataset, plans, trainer, fold and, for a
-fine-tuning, the path, size and modification time of the pretraining checkpoint it started from and the version of
-the fine-tuning defaults, `defaults.FINETUNE_RECIPE_VERSION`), every output it lists (final checkpoint, evaluation
+fine-tuning, the path, size and modification time of the pretraining checkpoint it started from, and the version of
+the trainer's defaults, `defaults.FINETUNE_RECIPE_VERSION` or `PRETRAIN_RECIPE_VERSIONS`), every output it lists (final checkpoint, evaluation
 summary) still exists, and its pretraining run is finished too. Deleting a marker, or an output, makes the run
 pending again; a marker of other settings (another schedule in the same folder) does too, and so does a pretraining
-done again (a new checkpoint) for every fine-tuning that started from it, and a fine-tuning made before the
-fine-tuning defaults changed.
+done again (a new checkpoint) for every fine-tuning that started from it, and a run made before its trainer's
+defaults changed.
 
 `train.json` is written when a run's training starts (`finished` null) and again when it ends, so that an
 interrupted run continues where it stopped: training that finished is not redone, training that was cut short
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from nnunet_ssp.atomic import write_json
-from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINAL_CHECKPOINT, FINETUNE, Layout, Run
-from nnunet_ssp.defaults import FINETUNE_RECIPE_VERSION
+from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINAL_CHECKPOINT, FINETUNE, PRETRAIN, Layout, Run
+from nnunet_ssp.defaults import FINETUNE_RECIPE_VERSION, PRETRAIN_RECIPE_VERSIONS
 
 TRAIN_NOT_STARTED, TRAIN_INTERRUPTED, TRAIN_FINISHED = "not started", "interrupted", "finished"
 
@@ -36,7 +36,12 @@ def run_identity(run: Run, layout: Layout) -> dict:
     identity = {**asdict(run), "dataset": layout.dataset_name, "plans": layout.plans,
                 "model_folder": str(layout.model_folder(run)),
                 "pretrained_weights": file_stamp(layout.checkpoint(run.pretraining)) if run.pretraining else None}
-    return {**identity, "finetune_recipe": FINETUNE_RECIPE_VERSION} if run.kind == FINETUNE else identity
+    if run.kind == FINETUNE:
+        return {**identity, "finetune_recipe": FINETUNE_RECIPE_VERSION}
+    version = PRETRAIN_RECIPE_VERSIONS.get(run.method, 1)
+    if run.kind == PRETRAIN and version > 1:  # version 1 adds nothing, so records made before versions count
+        return {**identity, "pretrain_recipe": version}
+    return identity
 
 
 def file_stamp(path: Path) -> Optional[dict]:
