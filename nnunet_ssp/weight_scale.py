@@ -23,10 +23,11 @@ def normed_convs(network: nn.Module) -> dict:
 def rescale_to_fresh_norm(network: nn.Module, fresh: nn.Module) -> int:
     """Give each output filter of `network`'s normed convs the norm it has in `fresh`; returns the number of convs."""
     blocks, references = normed_convs(network), normed_convs(fresh)
-    for name, block in blocks.items():
+    for name, block in blocks.items():  # all checked before any is changed
         if not isinstance(block.norm, _InstanceNorm):
             raise ValueError(f"rescaling conv filters keeps the network's function only behind instance norm, but "
                              f"'{name}' is followed by {type(block.norm).__name__}")
+    for name, block in blocks.items():
         weight, reference = block.conv.weight, references[name].conv.weight
         norms = weight.flatten(1).norm(dim=1)
         scale = torch.where(norms > 0, reference.flatten(1).norm(dim=1).to(norms) / norms, torch.ones_like(norms))

@@ -29,10 +29,13 @@ def test_rescaling_keeps_the_output_and_gives_each_filter_the_fresh_norm():
         torch.testing.assert_close(norms[name], fresh_norms[name])
 
 
-def test_rescaling_refuses_a_norm_that_would_change_the_function():
-    network = build_unet(norm_op="torch.nn.BatchNorm2d")
-    with pytest.raises(ValueError, match="'encoder.stages.0.0.convs.0' is followed by BatchNorm2d"):
-        rescale_to_fresh_norm(network, build_unet(norm_op="torch.nn.BatchNorm2d"))
+def test_rescaling_refuses_a_norm_that_would_change_the_function_and_changes_nothing():
+    network, fresh = build_unet(), build_unet()
+    network.decoder.stages[-1].convs[-1].norm = torch.nn.BatchNorm2d(8)  # the last normed conv, after all the others
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    with pytest.raises(ValueError, match="'decoder.stages.1.convs.1' is followed by BatchNorm2d"):
+        rescale_to_fresh_norm(network, fresh)
+    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
 
 
 def test_fresh_norm_variant_rescales_the_pretrained_encoder_at_the_start(phantom_env, monkeypatch):
