@@ -19,6 +19,11 @@ def normed_convs(network: nn.Module) -> dict:
             if isinstance(block, ConvDropoutNormReLU) and getattr(block, "norm", None) is not None}
 
 
+def filter_norms(weight: torch.Tensor) -> torch.Tensor:
+    """The norm of each output filter of a conv weight."""
+    return weight.flatten(1).norm(dim=1)
+
+
 @torch.no_grad()
 def rescale_to_fresh_norm(network: nn.Module, fresh: nn.Module) -> int:
     """Give each output filter of `network`'s normed convs the norm it has in `fresh`; returns the number of convs."""
@@ -29,8 +34,8 @@ def rescale_to_fresh_norm(network: nn.Module, fresh: nn.Module) -> int:
                              f"'{name}' is followed by {type(block.norm).__name__}")
     for name, block in blocks.items():
         weight, reference = block.conv.weight, references[name].conv.weight
-        norms = weight.flatten(1).norm(dim=1)
-        scale = torch.where(norms > 0, reference.flatten(1).norm(dim=1).to(norms) / norms, torch.ones_like(norms))
+        norms = filter_norms(weight)
+        scale = torch.where(norms > 0, filter_norms(reference).to(norms) / norms, torch.ones_like(norms))
         weight.mul_(scale.view(-1, *[1] * (weight.dim() - 1)))
         if block.conv.bias is not None:  # scaled alike, so that dropout before the norm cannot break the invariance
             block.conv.bias.mul_(scale)

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from conftest import build_unet
-from nnunet_ssp.weight_scale import normed_convs, rescale_to_fresh_norm
+from nnunet_ssp.weight_scale import filter_norms, normed_convs, rescale_to_fresh_norm
 from test_finetune import _started_from_pretrained
 
 
 def _filter_norms(network) -> dict:
-    return {name: block.conv.weight.flatten(1).norm(dim=1) for name, block in normed_convs(network).items()}
+    return {name: filter_norms(block.conv.weight) for name, block in normed_convs(network).items()}
 
 
 def test_rescaling_keeps_the_output_and_gives_each_filter_the_fresh_norm():
@@ -44,7 +44,7 @@ def test_fresh_norm_variant_rescales_the_pretrained_encoder_at_the_start(phantom
     state = trainer.network.state_dict()
     assert all(torch.all(v == 0.5) for k, v in state.items() if k.startswith("encoder.") and ".norm." in k)
     weight = state["encoder.stages.0.0.convs.1.conv.weight"]  # all 0.5 before: filter norm 0.5 * sqrt(32 * 9) = 8.5
-    norms = weight.flatten(1).norm(dim=1)
+    norms = filter_norms(weight)
     assert torch.all((norms > 1.0) & (norms < 2.0)), "not the norm of nnU-Net's He initialisation, about sqrt(2)"
     assert torch.all(weight == weight.flatten(1)[:, :1].view(-1, 1, 1, 1)), "the filters changed direction"
     trainer.on_train_end()
