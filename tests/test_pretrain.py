@@ -40,7 +40,12 @@ def test_names_that_are_not_variants_are_not_trainers(nnunet_env, name):
 def test_schedule_variant_sets_epochs_and_iterations(phantom_env):
     trainer = make_trainer("nnUNetTrainerSSP_PCL_3epochs_7iters")
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (3, 7, 1)
-    assert trainer.initial_lr == 0.1 and trainer.weight_decay == 1e-5
+    assert (trainer.initial_lr, trainer.weight_decay) == (0.01, 1e-5)
+
+
+def test_a_rate_token_overrides_the_method_default_rate(phantom_env):
+    assert make_trainer("nnUNetTrainerSSP_SimCLR").initial_lr == 0.01
+    assert make_trainer("nnUNetTrainerSSP_SimCLR_lr1e1").initial_lr == 0.1  # the reference study's rate
 
 
 def test_mim_pretraining_writes_a_safe_checkpoint_that_stock_nnunet_accepts(phantom_env):

@@ -66,8 +66,9 @@ class PositionalContrastiveLoss(nn.Module):
 class PositionalContrastiveLearning(SimCLR):
     """PCL: SimCLR's views and head with positives defined by base-to-apex slice position (threshold 0.1).
 
-    Defaults from the reference study: temperature 0.1, SGD 0.1 with momentum 0.9 and weight decay 1e-5, cosine
-    decay. Positions come from the slice table, computed on each original stack (`nnunet_ssp.positions`).
+    Defaults from the reference study (temperature 0.1, SGD with momentum 0.9 and weight decay 1e-5, cosine decay)
+    except SimCLR's rate, 0.01 (the study: 0.1, `lr1e1`). Positions come from the slice table, computed on each
+    original stack (`nnunet_ssp.positions`).
     """
 
     name = "pcl"
