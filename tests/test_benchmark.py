@@ -1,6 +1,7 @@
 """The benchmark: its report recomputed from a results.csv of known values, which runs are pending given their
 markers, the test set it evaluates on, and (slow) a tiny real grid that resumes without redoing finished runs."""
 
+import itertools
 import json
 import math
 import os
@@ -96,6 +97,52 @@ def test_report_numbers_recomputed_from_results_csv(tmp_path):
     assert stats["mim", 1, MEAN_OF_STRUCTURES].mean == pytest.approx(np.mean(per_case), abs=1e-12)
     assert stats["mim", 1, MEAN_OF_STRUCTURES].n == len(per_case) == 6
     assert "baseline" not in {t.method for t in report.tests}
+
+
+def _sign_flip_p(differences) -> float:
+    """Two-sided exact sign-flip p of the mean, by enumerating every sign pattern."""
+    d = np.array(differences)
+    flipped = [abs(np.mean(np.array(signs) * d)) for signs in itertools.product((1, -1), repeat=len(d))]
+    return float(np.mean([m >= abs(d.mean()) - 1e-12 for m in flipped]))
+
+
+def test_per_seed_section_pairs_seeds_and_tests_their_mean(tmp_path):
+    rng = np.random.default_rng(5)
+    rows = []
+    for seed in range(6):
+        for method, shift in (("baseline", 0.0), ("mim", 0.03), ("dino", 0.0)):
+            if (method, seed) == ("baseline", 5):
+                continue  # seed 5 has no baseline: it cannot be paired
+            for case in ("p1_frame01", "p2_frame01", "p3_frame01"):
+                for structure in ("RV", "LV"):
+                    dice = 0.6 + shift + rng.normal(0, 0.05)
+                    if (method, seed, case, structure) == ("dino", 2, "p1_frame01", "LV"):
+                        dice = math.nan
+                    rows.append(ResultRow(method, 5, seed, 5 + seed, case, structure, dice))
+    write_results_csv(rows, tmp_path / "results.csv")
+    report = report_from_csv(tmp_path / "results.csv")
+    markdown = report.report_file.read_text()
+    tests = {t.method: t for t in report.seed_tests}
+    assert set(tests) == {"mim", "dino"}
+
+    def seed_mean(method, seed):
+        per_case = {}
+        for r in rows:
+            if (r.method, r.seed) == (method, seed) and not math.isnan(r.dice):
+                per_case.setdefault(r.case, []).append(r.dice)
+        return np.mean([np.mean(v) for v in per_case.values()])
+
+    for method, test in tests.items():
+        expected = [seed_mean(method, s) - seed_mean("baseline", s) for s in range(5)]
+        assert test.seeds == (0, 1, 2, 3, 4)
+        assert test.differences == pytest.approx(expected, abs=1e-12)
+        assert test.p_value == pytest.approx(_sign_flip_p(expected), abs=1e-12)
+        assert test.p_value >= 2 / 2 ** 5
+        assert test.seeds_above == sum(d > 0 for d in expected)
+        per_seed = ", ".join(f"{d:+.3f}" for d in expected)
+        assert (f"| {method} | 5 | 5 | {per_seed} | {np.mean(expected):+.3f} | {test.seeds_above}/5 | "
+                f"{test.p_value:.3g} |") in markdown
+    assert "## Per seed against the baseline" in markdown
 
 
 def test_report_only_recomputes_from_the_csv(tmp_path, capsys):

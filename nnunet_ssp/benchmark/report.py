@@ -5,6 +5,8 @@ dice_vs_subjects.png beside it.
   (per run and test case the mean over its structures, then mean ± sd over seeds x test cases); sd with ddof 1.
 - Paired two-sided Wilcoxon signed-rank test (scipy) of each method against the baseline, per size and structure,
   paired over (seed, test case); pairs with a NaN Dice on either side are left out.
+- Per seed (the mean of structures over the test cases): each recipe's difference to the baseline of the same seed
+  and a sign-flip permutation test over seeds (seed_tests.py).
 - From curves.csv: the iterations each recipe needs to reach the baseline's final validation pseudo-Dice.
 """
 
@@ -22,6 +24,7 @@ from nnunet_ssp.atomic import atomic_path, write_text
 from nnunet_ssp.benchmark.curves import CURVES_FILE, catchup, read_curves_csv, render_catchup
 from nnunet_ssp.benchmark.grid import BASELINE
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv
+from nnunet_ssp.benchmark.seed_tests import SeedTest, render_seed_tests, seed_tests
 from nnunet_ssp.errors import InputError
 
 MEAN_OF_STRUCTURES = "mean of structures"
@@ -57,6 +60,7 @@ class BenchmarkReport:
     """The numbers of a report and the files written."""
     stats: List[DiceStats]
     tests: List[PairedTest]
+    seed_tests: List[SeedTest]  # of the mean of structures
     report_file: Path
     plot_file: Path
 
@@ -130,16 +134,17 @@ def report_from_csv(results_csv: Path, command: Optional[str] = None) -> Benchma
     if command is None:
         command = _recorded_command(results_csv.parent / SETTINGS_FILE)
     rows = with_structure_means(rows)
-    stats, tests = dice_stats(rows), paired_tests(rows)
+    stats, tests, per_seed = dice_stats(rows), paired_tests(rows), seed_tests(rows, MEAN_OF_STRUCTURES)
     curves_csv = results_csv.parent / CURVES_FILE
     catchups = catchup(read_curves_csv(curves_csv)) if curves_csv.is_file() else []
     report_file, plot_file = results_csv.parent / REPORT_FILE, results_csv.parent / PLOT_FILE
     markdown = render_markdown(stats, tests, results_csv.name, command, plot_file.name)
+    markdown += "\n" + "\n".join(render_seed_tests(per_seed, MEAN_OF_STRUCTURES))
     if catchups:
         markdown += "\n" + "\n".join(render_catchup(catchups))
     write_text(markdown, report_file)
     plot_dice_vs_subjects(stats, plot_file)
-    return BenchmarkReport(stats, tests, report_file, plot_file)
+    return BenchmarkReport(stats, tests, per_seed, report_file, plot_file)
 
 
 def render_markdown(stats: Sequence[DiceStats], tests: Sequence[PairedTest], source: str, command: Optional[str],

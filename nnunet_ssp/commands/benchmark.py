@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "second benchmark in an --out another one is working in is refused; "
                     "delete runs/<run>/done.json to redo a run (a pretraining done again redoes the fine-tuning "
                     "that started from it). Writes results.csv, report.md (mean ± sd, paired "
-                    "Wilcoxon tests against the baseline) and dice_vs_subjects.png into --out. Python: "
+                    "Wilcoxon tests over test cases and sign-flip tests over seeds against the baseline) and "
+                    "dice_vs_subjects.png into --out. Python: "
                     "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")
     p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
     p.add_argument("--methods", nargs="*", choices=list(METHOD_CLASSES), default=list(METHOD_CLASSES),
