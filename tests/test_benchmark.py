@@ -20,7 +20,8 @@ from nnunet_ssp.benchmark import markers
 from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINETUNE, pretraining_trainer, train_command
 from nnunet_ssp.benchmark.markers import (TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, train_record, train_state,
                                           write_marker, write_train_record)
-from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES, line_styles
+from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES, line_styles, with_structure_means
+from nnunet_ssp.benchmark.seed_tests import render_seed_tests, seed_tests
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
 from nnunet_ssp.benchmark.runner import (LOG_FILE, EvaluationSet, RunFailedError, call_logged, default_output_folder,
                                          evaluation_set, prepare_steps)
@@ -143,6 +144,11 @@ def test_per_seed_section_pairs_seeds_and_tests_their_mean(tmp_path):
         assert (f"| {method} | 5 | 5 | {per_seed} | {np.mean(expected):+.3f} | {test.seeds_above}/5 | "
                 f"{test.p_value:.3g} |") in markdown
     assert "## Per seed against the baseline" in markdown
+    # One seed is no test: its difference is shown, its p is not.
+    (single,) = [t for t in seed_tests(with_structure_means([r for r in rows if r.seed == 0 and r.method != "dino"]),
+                                       MEAN_OF_STRUCTURES)]
+    assert single.differences == pytest.approx(tests["mim"].differences[:1]) and math.isnan(single.p_value)
+    assert "| mim | 5 | 1 |" in "\n".join(render_seed_tests([single], MEAN_OF_STRUCTURES))
 
 
 def test_report_only_recomputes_from_the_csv(tmp_path, capsys):
