@@ -20,8 +20,8 @@ from nnunet_ssp.benchmark import markers
 from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINETUNE, pretraining_trainer, train_command
 from nnunet_ssp.benchmark.markers import (TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, train_record, train_state,
                                           write_marker, write_train_record)
-from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES, line_styles, with_structure_means
-from nnunet_ssp.benchmark.seed_tests import render_seed_tests, seed_tests
+from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES, line_styles, render_seed_tests, with_structure_means
+from nnunet_ssp.benchmark.seed_tests import seed_tests
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
 from nnunet_ssp.benchmark.runner import (LOG_FILE, EvaluationSet, RunFailedError, call_logged, default_output_folder,
                                          evaluation_set, prepare_steps)

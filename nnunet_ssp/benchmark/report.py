@@ -24,7 +24,7 @@ from nnunet_ssp.atomic import atomic_path, write_text
 from nnunet_ssp.benchmark.curves import CURVES_FILE, catchup, read_curves_csv, render_catchup
 from nnunet_ssp.benchmark.grid import BASELINE
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv
-from nnunet_ssp.benchmark.seed_tests import SeedTest, render_seed_tests, seed_tests
+from nnunet_ssp.benchmark.seed_tests import SeedTest, seed_tests
 from nnunet_ssp.errors import InputError
 
 MEAN_OF_STRUCTURES = "mean of structures"
@@ -179,6 +179,24 @@ def render_markdown(stats: Sequence[DiceStats], tests: Sequence[PairedTest], sou
     else:
         lines.append("No pairs: the results hold no baseline and method rows with the same seed and test case.")
     return "\n".join(lines) + "\n"
+
+
+def render_seed_tests(tests: Sequence[SeedTest], structure: str) -> List[str]:
+    """The report's Markdown section on the per-seed comparison."""
+    lines = ["## Per seed against the baseline", "",
+             f"{structure}: per seed the mean over the test cases, recipe − baseline of the same seed. p: two-sided "
+             "sign-flip permutation test of the mean over seeds (scipy.stats.permutation_test); it treats each "
+             "training as one sample, so it is the test to trust when runs scatter, and with k seeds it cannot go "
+             "below 2 / 2^k.", ""]
+    if not tests:
+        return lines + ["No seed has both the baseline and a recipe.", ""]
+    lines += ["| method | labelled subjects | seeds | Δ per seed | mean Δ | seeds above | p |",
+              "|---|---|---|---|---|---|---|"]
+    for t in sorted(tests, key=lambda t: t.labelled_subjects):
+        per_seed = ", ".join(f"{d:+.3f}" for d in t.differences)
+        lines.append(f"| {t.method} | {t.labelled_subjects} | {len(t.seeds)} | {per_seed} | "
+                     f"{t.mean_difference:+.3f} | {t.seeds_above}/{len(t.seeds)} | {_format_p(t.p_value)} |")
+    return lines + [""]
 
 
 def plot_dice_vs_subjects(stats: Sequence[DiceStats], path: Path) -> None:

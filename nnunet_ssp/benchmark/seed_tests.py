@@ -72,21 +72,3 @@ def seed_tests(rows: Sequence[ResultRow], structure: str) -> List[SeedTest]:
             tests.append(SeedTest(method, size, differences, seeds, p))
     return tests
 
-
-def render_seed_tests(tests: Sequence[SeedTest], structure: str) -> List[str]:
-    """The report's Markdown section on the per-seed comparison."""
-    lines = ["## Per seed against the baseline", "",
-             f"{structure}: per seed the mean over the test cases, recipe − baseline of the same seed. p: two-sided "
-             "sign-flip permutation test of the mean over seeds (scipy.stats.permutation_test); it treats each "
-             "training as one sample, so it is the test to trust when runs scatter, and with k seeds it cannot go "
-             "below 2 / 2^k.", ""]
-    if not tests:
-        return lines + ["No seed has both the baseline and a recipe.", ""]
-    lines += ["| method | labelled subjects | seeds | Δ per seed | mean Δ | seeds above | p |",
-              "|---|---|---|---|---|---|---|"]
-    for t in sorted(tests, key=lambda t: t.labelled_subjects):
-        per_seed = ", ".join(f"{d:+.3f}" for d in t.differences)
-        p = "–" if math.isnan(t.p_value) else f"{t.p_value:.3g}"
-        lines.append(f"| {t.method} | {t.labelled_subjects} | {len(t.seeds)} | {per_seed} | "
-                     f"{t.mean_difference:+.3f} | {t.seeds_above}/{len(t.seeds)} | {p} |")
-    return lines + [""]
