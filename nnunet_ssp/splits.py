@@ -1,37 +1,38 @@
 """Label-efficiency splits: nested subject-level training subsets that share one validation set, appended as extra
-folds after nnU-Net's five in `$nnUNet_preprocessed/DatasetXXX/splits_final.json`.
+folds after nnU-Net's five in `$nnUNet_preprocessed/DatasetXXX/splits_final.json`, and one pretraining fold.
 
-The subject of a case is everything before `_frame` (the converters' rule) or the first group of a regular
-expression searched in the case id, so a subject's ED and ES always sit on the same side. One fixed set of
-validation subjects is drawn from the sorted subjects with nnU-Net's split seed (12345), whatever the seeds asked
-for. For each seed the remaining subjects are put in a seeded random order and `n` labelled subjects are the first
-`n` of it, so for one seed the subsets are nested (1 ⊂ 2 ⊂ 5 ⊂ 10) and a size asked for later gives the same
-subjects as if it had been asked for at once.
+The subject of a case follows the dataset's subject rule (`nnunet_ssp.subjects`: everything before `_frame`, the
+converters' rule, or the first group of a regular expression recorded with `--subject-pattern`), so a subject's ED
+and ES always sit on the same side. One fixed set of validation subjects is drawn from the sorted subjects with
+nnU-Net's split seed (12345), whatever the seeds asked for. For each seed the remaining subjects are put in a seeded
+random order and `n` labelled subjects are the first `n` of it, so for one seed the subsets are nested
+(1 ⊂ 2 ⊂ 5 ⊂ 10) and a size asked for later gives the same subjects as if it had been asked for at once. The
+pretraining fold trains on every subject but the validation subjects and validates on those, so a pretraining on it
+never sees the subjects the fine-tunings are validated on.
 
 Appended folds are found again by their content, so re-running with the same arguments appends nothing. The
 sidecar `splits_ssp.json` beside the splits file says which appended fold is which:
 
     {"splits_file": "splits_final.json",
      "folds": [{"fold": 5, "labelled_subjects": 1, "seed": 0, "subjects": ["patient007"],
-                "validation_subjects": ["patient002"], "subject_pattern": null}, ...]}
+                "validation_subjects": ["patient002"], "subject_pattern": null}, ...],
+     "pretraining_fold": {"fold": 9, "subjects": [...], "validation_subjects": ["patient002"]}}
 """
 
 import json
-import re
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
 
 from nnunet_ssp.atomic import write_json
-from nnunet_ssp.converters.cases import subject_of_case
 from nnunet_ssp.converters.subject_splits import (N_FOLDS, SIDECAR_FILE, SPLITS_FILE, draw_test_subjects,
                                                   subject_folds)
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
+from nnunet_ssp.subjects import RULE_FILE, SubjectRule, record_subject_rule, settled_subject_rule
 
 VALIDATION_FRACTION = 0.2
 CONFIGURATION = "2d"
@@ -67,6 +68,7 @@ class SplitsResult:
     folds: Dict[Tuple[int, int], int]  # (labelled subjects, seed) -> fold index
     label_folds: List[LabelFold]
     appended: int
+    pretraining_fold: int  # trains on every subject but the validation subjects
 
     def summary(self) -> str:
         """A few readable lines for the command line."""
@@ -74,7 +76,8 @@ class SplitsResult:
         lines = [f"{self.dataset_name}: {len(validation)} validation subjects shared by all folds: "
                  f"{', '.join(validation)}",
                  f"  {self.appended} folds appended to {self.splits_file} "
-                 f"({len(self.folds) - self.appended} were there already); sidecar {self.sidecar_file}"]
+                 f"({len(self.folds) - self.appended} were there already); sidecar {self.sidecar_file}",
+                 f"  fold {self.pretraining_fold:3d}: pretraining, every subject but the validation subjects"]
         for fold in self.label_folds:
             lines.append(f"  fold {self.folds[fold.labelled_subjects, fold.seed]:3d}: {fold.labelled_subjects:3d} "
                          f"labelled subjects, seed {fold.seed}: {', '.join(fold.subjects)}")
@@ -83,39 +86,12 @@ class SplitsResult:
 
 @dataclass(frozen=True)
 class _Dataset:
-    """A raw dataset's training cases grouped by subject, and where its splits live."""
+    """A raw dataset's training cases grouped by subject by its rule, and where its splits live."""
     name: str
     images: Path
     cases_of: Dict[str, List[str]]
     splits_file: Path
-
-
-def subject_rule(pattern: Optional[str]) -> Callable[[str], str]:
-    """The subject of a case id: the converters' rule, or the first group of `pattern` searched in the id."""
-    if pattern is None:
-        return subject_of_case
-    try:
-        regex = re.compile(pattern)
-    except re.error as e:
-        raise InputError(f"--subject-pattern {pattern!r} is no valid regular expression ({e}).") from None
-    if regex.groups < 1:
-        raise InputError(f"--subject-pattern {pattern!r} has no group, but its first group must capture the subject.")
-
-    def subject_of(case: str) -> str:
-        match = regex.search(case)
-        if match is None or not match.group(1):
-            raise ValueError(f"case id {case!r} does not match the subject pattern {pattern!r}")
-        return match.group(1)
-
-    return subject_of
-
-
-def cases_by_subject(cases: Iterable[str], subject_of: Callable[[str], str]) -> Dict[str, List[str]]:
-    """Subject -> its sorted cases."""
-    grouped = defaultdict(list)
-    for case in sorted(map(str, cases)):  # nnU-Net lists identifiers as numpy strings
-        grouped[subject_of(case)].append(case)
-    return dict(grouped)
+    rule: SubjectRule
 
 
 def default_validation_count(n_subjects: int) -> int:
@@ -157,6 +133,13 @@ def plan_label_folds(cases_of: Dict[str, Sequence[str]], sizes: Sequence[int], s
     return folds
 
 
+def pretraining_split(cases_of: Dict[str, Sequence[str]], validation_subjects: Sequence[str]) -> Split:
+    """The pretraining fold: every case of the subjects outside `validation_subjects` trains, theirs validate."""
+    held_out = set(validation_subjects)
+    return {"train": [c for s in sorted(cases_of) if s not in held_out for c in cases_of[s]],
+            "val": [c for s in sorted(held_out) for c in cases_of[s]]}
+
+
 def read_splits(path: Path) -> List[Split]:
     """nnU-Net's folds in `path`, refused unless it is a list of at least five `{"train", "val"}` folds."""
     try:
@@ -183,7 +166,7 @@ def make_splits(dataset: Union[int, str], sizes: Sequence[int], seeds: Sequence[
     label_folds = _plan(data, sizes, seeds, val_subjects)
     if plans is not None:
         _check_preprocessed(data, plans)
-    folds = _nnunet_folds(data, subject_pattern)
+    folds = _nnunet_folds(data)
     sidecar = data.splits_file.parent / SIDECAR_FILE
     described = _read_sidecar(sidecar)
     n_before = len(folds)
@@ -194,14 +177,22 @@ def make_splits(dataset: Union[int, str], sizes: Sequence[int], seeds: Sequence[
             folds.append(fold.split())
             index = len(folds) - 1
         indices[fold.labelled_subjects, fold.seed] = index
+    validation = label_folds[0].validation_subjects
+    pretraining = _find_content(folds, pretraining_split(data.cases_of, validation))
     if len(folds) > n_before or not data.splits_file.is_file():
         write_json(folds, data.splits_file)
+    if not (data.splits_file.parent / RULE_FILE).is_file():
+        record_subject_rule(data.splits_file.parent, data.rule, "make-splits")
     entries = {i: e for i, e in described.items() if i < len(folds)}
     entries.update({indices[f.labelled_subjects, f.seed]: _sidecar_entry(indices[f.labelled_subjects, f.seed], f,
-                                                                         subject_pattern) for f in label_folds})
-    if not sidecar.is_file() or entries != described:
-        write_json({"splits_file": SPLITS_FILE, "folds": [entries[i] for i in sorted(entries)]}, sidecar)
-    return SplitsResult(data.name, data.splits_file, sidecar, indices, label_folds, len(folds) - n_before)
+                                                                         data.rule) for f in label_folds})
+    content = {"splits_file": SPLITS_FILE, "folds": [entries[i] for i in sorted(entries)],
+               "pretraining_fold": {"fold": pretraining, "validation_subjects": list(validation),
+                                    "subjects": sorted(s for s in data.cases_of if s not in validation)}}
+    if not sidecar.is_file() or content != _read_json(sidecar):
+        write_json(content, sidecar)
+    return SplitsResult(data.name, data.splits_file, sidecar, indices, label_folds, len(folds) - n_before,
+                        pretraining)
 
 
 def fold_index(dataset: Union[int, str], labelled_subjects: int, seed: int, val_subjects: Optional[int] = None,
@@ -225,6 +216,12 @@ def check_preprocessed(dataset: Union[int, str], plans: str, subject_pattern: Op
     _check_preprocessed(_load_dataset(dataset, subject_pattern), plans)
 
 
+def sidecar_validation_subjects(preprocessed_dataset_folder: Path) -> List[str]:
+    """The validation subjects shared by make-splits' folds, as its sidecar names them ([] without a sidecar)."""
+    described = _read_sidecar(Path(preprocessed_dataset_folder) / SIDECAR_FILE)
+    return sorted({s for entry in described.values() for s in entry.get("validation_subjects", [])})
+
+
 def _is_split(fold) -> bool:
     return (isinstance(fold, dict) and all(isinstance(fold.get(k), list) for k in ("train", "val"))
             and all(isinstance(case, str) for k in ("train", "val") for case in fold[k]))
@@ -232,7 +229,7 @@ def _is_split(fold) -> bool:
 
 def _load_dataset(dataset: Union[int, str], subject_pattern: Optional[str]) -> _Dataset:
     name = dataset_name_of(dataset)
-    subject_of = subject_rule(subject_pattern)
+    rule = settled_subject_rule(preprocessed_dataset_folder(name), subject_pattern)
     raw = raw_dataset_folder(name)
     images = raw / "imagesTr"
     dataset_json = raw / "dataset.json"
@@ -247,12 +244,10 @@ def _load_dataset(dataset: Union[int, str], subject_pattern: Optional[str]) -> _
                  else get_identifiers_from_splitted_dataset_folder(str(images), meta["file_ending"]))
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
         raise InputError(f"{dataset_json} is no valid nnU-Net dataset.json ({type(e).__name__}: {e}).") from None
-    try:
-        cases_of = cases_by_subject(cases, subject_of)
-    except ValueError as e:
-        hint = "; name the subjects with --subject-pattern" if subject_pattern is None else ""
-        raise InputError(f"{images}: {str(e).rstrip('.')}{hint}.") from None
-    return _Dataset(name, images, cases_of, preprocessed_dataset_folder(name) / SPLITS_FILE)
+    tests = raw / "imagesTs"
+    if tests.is_dir():  # the test guard names test subjects by the same rule
+        rule.group(get_identifiers_from_splitted_dataset_folder(str(tests), meta["file_ending"]), tests)
+    return _Dataset(name, images, rule.group(cases, images), preprocessed_dataset_folder(name) / SPLITS_FILE, rule)
 
 
 def _plan(data: _Dataset, sizes: Sequence[int], seeds: Sequence[int], val_subjects: Optional[int]) -> List[LabelFold]:
@@ -287,7 +282,7 @@ def _check_preprocessed(data: _Dataset, plans: str) -> None:
                          f"{CONFIGURATION} configuration of plans {plans} first.")
 
 
-def _nnunet_folds(data: _Dataset, subject_pattern: Optional[str]) -> List[Split]:
+def _nnunet_folds(data: _Dataset) -> List[Split]:
     """The existing folds; if there are none, the raw dataset's splits or five new subject-grouped folds."""
     raw_splits = data.images.parent / SPLITS_FILE
     for existing in (data.splits_file, raw_splits):
@@ -295,7 +290,7 @@ def _nnunet_folds(data: _Dataset, subject_pattern: Optional[str]) -> List[Split]
             return read_splits(existing)
     cases = [case for cases in data.cases_of.values() for case in cases]
     try:
-        return subject_folds(cases, subject_of=subject_rule(subject_pattern))
+        return subject_folds(cases, subject_of=data.rule.subject_of)
     except ValueError as e:
         raise InputError(f"{data.images}: {str(e).rstrip('.')}, so nnU-Net's five folds cannot be made.") from None
 
@@ -311,10 +306,26 @@ def _find_fold(folds: List[Split], fold: LabelFold, described: Dict[int, dict], 
     return None
 
 
-def _sidecar_entry(index: int, fold: LabelFold, subject_pattern: Optional[str]) -> dict:
+def _find_content(folds: List[Split], split: Split) -> int:
+    """The index of the first appended fold holding exactly `split`'s cases, appending it when there is none."""
+    for index in range(N_FOLDS, len(folds)):
+        if set(folds[index]["train"]) == set(split["train"]) and set(folds[index]["val"]) == set(split["val"]):
+            return index
+    folds.append(split)
+    return len(folds) - 1
+
+
+def _sidecar_entry(index: int, fold: LabelFold, rule: SubjectRule) -> dict:
     return {"fold": index, "labelled_subjects": fold.labelled_subjects, "seed": fold.seed,
             "subjects": list(fold.subjects), "validation_subjects": list(fold.validation_subjects),
-            "subject_pattern": subject_pattern}
+            "subject_pattern": rule.pattern}
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
 
 def _read_sidecar(path: Path) -> Dict[int, dict]:

@@ -47,9 +47,12 @@ def test_folds_are_subject_level_nested_and_disjoint_from_one_validation_set(acd
     five = _folds(acdc12)
     result = make_splits(1, [5, 1, 2], [0, 1])
     folds = _folds(acdc12)
-    assert folds[:5] == five and len(folds) == 11 and result.appended == 6
+    assert folds[:5] == five and len(folds) == 12 and result.appended == 7
     assert result.folds == {(1, 0): 5, (2, 0): 6, (5, 0): 7, (1, 1): 8, (2, 1): 9, (5, 1): 10}
     validation = set(folds[5]["val"])
+    # the pretraining fold: every subject but the shared validation subjects trains, they validate
+    assert result.pretraining_fold == 11 and set(folds[11]["val"]) == validation
+    assert set(folds[11]["train"]) == {c for f in five[:1] for c in f["train"] + f["val"]} - validation
     assert len(_subjects(folds[5]["val"])) == 2  # 20 % of 12 subjects
     for (size, seed), index in result.folds.items():
         train, val = folds[index]["train"], folds[index]["val"]
@@ -81,9 +84,9 @@ def test_rerun_is_idempotent_and_later_sizes_join_the_same_nested_draw(acdc12):
             sidecar.stat().st_mtime_ns) == before
     later = make_splits(1, [2], [0])
     folds = _folds(acdc12)
-    assert later.folds == {(2, 0): 7} and len(folds) == 8
-    assert set(folds[5]["train"]) < set(folds[7]["train"]) < set(folds[6]["train"])
-    assert [e["fold"] for e in json.loads(sidecar.read_text())["folds"]] == [5, 6, 7]
+    assert later.folds == {(2, 0): 8} and len(folds) == 9 and later.pretraining_fold == again.pretraining_fold == 7
+    assert set(folds[5]["train"]) < set(folds[8]["train"]) < set(folds[6]["train"])
+    assert [e["fold"] for e in json.loads(sidecar.read_text())["folds"]] == [5, 6, 8]
 
 
 def test_splits_are_deterministic_across_fresh_datasets(tmp_path, monkeypatch):
@@ -105,27 +108,28 @@ def test_another_validation_count_appends_new_folds_and_keeps_the_old(acdc12):
     make_splits(1, [1], [0])
     result = make_splits(1, [1], [0], val_subjects=4)
     folds = _folds(acdc12)
-    assert result.folds == {(1, 0): 6} and len(folds) == 7
-    assert len(_subjects(folds[6]["val"])) == 4 and len(_subjects(folds[5]["val"])) == 2
-    assert [e["fold"] for e in json.loads((acdc12 / SIDECAR_FILE).read_text())["folds"]] == [5, 6]
-    assert fold_index(1, 1, 0) == 5 and fold_index(1, 1, 0, val_subjects=4) == 6
+    assert result.folds == {(1, 0): 7} and len(folds) == 9
+    assert len(_subjects(folds[7]["val"])) == 4 and len(_subjects(folds[5]["val"])) == 2
+    assert [e["fold"] for e in json.loads((acdc12 / SIDECAR_FILE).read_text())["folds"]] == [5, 7]
+    assert fold_index(1, 1, 0) == 5 and fold_index(1, 1, 0, val_subjects=4) == 7
 
 
 def test_missing_splits_file_gets_the_raw_five_folds_first(acdc12, nnunet_env):
     raw_five = json.loads((nnunet_env["nnUNet_raw"] / NAME / "splits_final.json").read_text())
     (acdc12 / "splits_final.json").unlink()
     make_splits(1, [1], [0])
-    assert _folds(acdc12)[:5] == raw_five and len(_folds(acdc12)) == 6
+    assert _folds(acdc12)[:5] == raw_five and len(_folds(acdc12)) == 7
 
 
 def test_subject_pattern_groups_other_case_names(nnunet_env):
     cases = [f"sub{i:02d}_{phase}" for i in range(1, 8) for phase in ("ed", "es")]
     _raw_dataset(nnunet_env["nnUNet_raw"], "Dataset004_Other", cases)
-    with pytest.raises(InputError, match="imagesTr: Case id 'sub01_ed' does not have the form .*--subject-pattern"):
+    with pytest.raises(InputError, match="imagesTr: the converters' rule .* names the subject of none of its 14 "
+                                         "cases .*--subject-pattern"):
         make_splits(4, [2], [0])
     result = make_splits(4, [1, 3], [0], subject_pattern=r"^(sub\d+)_")
     folds = _folds(nnunet_env["nnUNet_preprocessed"] / "Dataset004_Other")
-    assert len(folds) == 7 and result.appended == 2
+    assert len(folds) == 8 and result.appended == 3
     for fold in folds:  # nnU-Net's five folds and ours keep each subject's ED and ES together
         for part in ("train", "val"):
             subjects = {c.split("_")[0] for c in fold[part]}
@@ -152,22 +156,22 @@ def test_plans_check_passes_for_preprocessed_cases(acdc12):
     for case in folds[0]["val"] + folds[0]["train"][-1:]:
         (acdc12 / "P_2d" / f"{case}.pkl").write_bytes(b"")
     check_preprocessed(1, "P")
-    assert make_splits(1, [1], [0], plans="P").appended == 1
+    assert make_splits(1, [1], [0], plans="P").appended == 2
 
 
 def test_converting_again_drops_appended_folds_and_their_sidecar_with_a_warning(acdc12, tmp_path, capsys):
     make_splits(1, [1, 2], [0])
-    assert len(_folds(acdc12)) == 7 and (acdc12 / SIDECAR_FILE).is_file()
+    assert len(_folds(acdc12)) == 8 and (acdc12 / SIDECAR_FILE).is_file()
     capsys.readouterr()
     assert main(["convert-acdc", "-i", str(tmp_path / "acdc"), "-d", "1", "--overwrite"]) == 0
     assert len(_folds(acdc12)) == 5 and not (acdc12 / SIDECAR_FILE).exists()
     err = capsys.readouterr().err
-    assert (f"warning: {acdc12 / 'splits_final.json'} held folds 5 to 6 after nnU-Net's five (where make-splits "
+    assert (f"warning: {acdc12 / 'splits_final.json'} held folds 5 to 7 after nnU-Net's five (where make-splits "
             f"appends its folds); they are gone, and so is {SIDECAR_FILE}. Rerun nnunet-ssp make-splits;") in err
     make_splits(1, [1], [0])
     write_subject_splits(1)
     assert len(_folds(acdc12)) == 5 and not (acdc12 / SIDECAR_FILE).exists()
-    assert "held fold 5 after nnU-Net's five" in capsys.readouterr().err
+    assert "held folds 5 to 6 after nnU-Net's five" in capsys.readouterr().err
     write_subject_splits(1)  # nothing appended: no warning
     assert "warning" not in capsys.readouterr().err
 
@@ -200,7 +204,7 @@ def _expect_refusal(capsys, argv: List[str], *fragments: str) -> None:
     (["--seeds", "-1"], ["imagesTr", "seed -1 is negative"]),
     (["--subject-pattern", "(unclosed"], ["'(unclosed' is no valid regular expression"]),
     (["--subject-pattern", "patient"], ["'patient' has no group"]),
-    (["--subject-pattern", r"^(x\d+)"], ["imagesTr", "case id 'patient001_frame01' does not match"]),
+    (["--subject-pattern", r"^(x\d+)"], ["nnunet_ssp.json already names the subjects with the converters' rule"]),
     (["-p", "nnUNetPlans"], ["nnUNetPlans.json is missing"]),
 ])
 def test_impossible_requests_are_refused_and_change_nothing(acdc12, capsys, extra, fragments):
@@ -256,5 +260,5 @@ def test_fold_index_before_make_splits_is_refused(acdc12):
 def test_cli_prints_the_folds(acdc12, capsys):
     assert main(["make-splits", "-d", "1", "--subjects", "1", "2", "--seeds", "3"]) == 0
     out = capsys.readouterr().out
-    assert "2 validation subjects shared by all folds" in out and "2 folds appended to" in out
+    assert "2 validation subjects shared by all folds" in out and "3 folds appended to" in out
     assert "fold   6:   2 labelled subjects, seed 3:" in out

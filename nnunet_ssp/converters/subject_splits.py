@@ -50,16 +50,20 @@ def subject_folds(case_ids: Iterable[str], n_folds: int = N_FOLDS, seed: int = S
 
 
 def publish_splits(folds: Folds, dataset_name: str) -> List[Path]:
-    """Write `folds` as `splits_final.json` into the preprocessed folder when nnUNet_preprocessed is set.
+    """Write `folds` as `splits_final.json` into the preprocessed folder when nnUNet_preprocessed is set, and record
+    the converters' subject rule there.
 
     Folds appended there by make-splits are dropped with its sidecar, and a warning names them.
     """
+    from nnunet_ssp.subjects import SubjectRule, record_subject_rule  # it imports this package's case naming
+
     if not nnUNet_preprocessed.is_set():
         return []
     folder = preprocessed_dataset_folder(dataset_name)
     appended = _appended_fold_count(folder / SPLITS_FILE)
     (folder / SIDECAR_FILE).unlink(missing_ok=True)
     write_json(folds, folder / SPLITS_FILE)
+    record_subject_rule(folder, SubjectRule(), "convert")
     if appended:
         which = f"fold {N_FOLDS}" if appended == 1 else f"folds {N_FOLDS} to {N_FOLDS + appended - 1}"
         print(f"warning: {folder / SPLITS_FILE} held {which} after nnU-Net's five (where make-splits appends its "
