@@ -47,6 +47,7 @@ from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 from nnunet_ssp.slice_loader import SSPSliceLoader
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
 from nnunet_ssp.ssp_progress import plot_ssp_progress
+from nnunet_ssp.subjects import dataset_subject_rule
 from nnunet_ssp.unlabeled import MANIFEST_FILE, REPORT_FILE, pool_folder, unlabeled_pool_slices
 
 
@@ -137,8 +138,9 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         transpose = self.plans_manager.transpose_forward
         pool = pool_folder(self.preprocessed_dataset_folder_base, self.configuration_manager.data_identifier)
         flip = self._pool_flip(pool)
-        labelled = labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose, flip)
-        val = labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose, flip)
+        rule = dataset_subject_rule(self.preprocessed_dataset_folder_base).subject_and_frame
+        labelled = labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose, flip, rule)
+        val = labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose, flip, rule)
         train = labelled if self.ssp_data != "pool" else SliceTable()
         if self.ssp_data != "labelled" and (pool / MANIFEST_FILE).is_file():
             held_out = set(val.subject) - set(labelled.subject)

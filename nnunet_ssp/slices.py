@@ -2,7 +2,7 @@
 
 import os
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import blosc2
 import numpy as np
@@ -62,8 +62,10 @@ class SliceTable:
 
 
 def labelled_case_slices(folder: str, identifiers: Sequence[str], transpose_forward: Sequence[int],
-                         flip_base_apex: bool = False) -> SliceTable:
-    """Slices of nnU-Net's preprocessed cases, positions measured on each case's original (uncropped) stack."""
+                         flip_base_apex: bool = False,
+                         subject_and_frame: Callable[[str], Tuple[str, int]] = subject_and_frame_of_case) -> SliceTable:
+    """Slices of nnU-Net's preprocessed cases, positions measured on each case's original (uncropped) stack;
+    `subject_and_frame` names each case's subject and frame (the dataset's subject rule)."""
     table = SliceTable(folders=[folder])
     for case in sorted(identifiers):
         properties = load_pickle(os.path.join(folder, case + ".pkl"))
@@ -72,7 +74,7 @@ def labelled_case_slices(folder: str, identifiers: Sequence[str], transpose_forw
         original_slices = int(properties["shape_before_cropping"][0])
         toward_apex = runs_base_to_apex(slice_axis_direction(properties, transpose_forward), flip_base_apex)
         positions = normalised_positions(original_slices, toward_apex)
-        subject, frame = subject_and_frame_of_case(case)
+        subject, frame = subject_and_frame(case)
         for z in range(stored_slices):
             table.folder_index.append(0)
             table.case.append(case)

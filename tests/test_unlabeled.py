@@ -77,7 +77,7 @@ def make_acdc(folder: Path) -> None:
     for k, name in enumerate(SUBJECTS):
         sub = folder / name
         direction = TOWARD_APEX if k % 2 == 0 else TOWARD_BASE
-        cine = make_cine(k, empty_first_slice=name == CROPPED_SUBJECT)
+        cine = make_cine(100 + k, empty_first_slice=name == CROPPED_SUBJECT)  # seeds the other inputs do not use
         write_image(cine, sub / f"{name}_4d.nii.gz", direction=direction)
         for frame in (ED, ES):
             write_image(cine[frame - 1], sub / f"{name}_frame{frame:02d}.nii.gz", direction=direction)

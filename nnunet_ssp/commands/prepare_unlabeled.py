@@ -12,7 +12,9 @@ _DESCRIPTION = (
     "<subject>_t<frame:03d>; manifest.csv with one row per stored slice (case, subject, frame, z, slice_index, "
     "num_slices, position, source); report.json with the plans, options, counts and every bad input. "
     "Subject id: the file name without its ending (.nii.gz, .nii, .nrrd, .mha, .mhd, .gipl) and without a "
-    "trailing _4d or _sa; a 3D file <subject>_frameYY is frame YY-1 of <subject>, any other 3D file frame 0. "
+    "trailing _4d or _sa; a 3D file <subject>_frameYY is frame YY-1 of <subject>, any other 3D file frame 0; with "
+    "--subject-pattern (default: the pattern the dataset's make-splits recorded) the pattern's first group in the "
+    "file name, a subject's 3D files being its frames 0, 1, ... in path order. "
     "The folder holds cines or frames as its first readable file does (or as --kind says). "
     "Position runs from base (0) to apex (1), (i + 0.5) / N over the original stack: increasing slice index runs "
     "towards the apex when the slice axis points left, anterior and inferior (direction (1, -1, -1) in LPS "
@@ -22,7 +24,9 @@ _DESCRIPTION = (
     "refused. Bad files (other dimensionality, several "
     "channels, a coarsest axis other than the plans' slice axis, unreadable, NaN or infinite voxels, constant "
     "frames) are skipped with a warning and listed in the report. Test subjects of the dataset (images in its "
-    "imagesTs, split \"test\" in its cines.json) are left out unless --allow-test-subjects.")
+    "imagesTs by the dataset's subject rule, split \"test\" in its cines.json, and any input with a frame whose "
+    "voxels equal a test image, whatever its name) are left out unless --allow-test-subjects; a frame equal to a "
+    "training case of another subject stops the run before anything is written.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="subjects to keep out of the pool")
     p.add_argument("--allow-test-subjects", action="store_true",
                    help="also take the dataset's test subjects (imagesTs, cines.json split test)")
+    p.add_argument("--subject-pattern", default=None, metavar="RE",
+                   help="regular expression searched in each input file name (without its ending) whose first group "
+                        "is the subject (default: the dataset's recorded pattern, else the file-name rule above)")
     p.add_argument("--flip-base-apex", action="store_true",
                    help="reverse the base-to-apex direction the image geometry gives, for the whole dataset")
     p.set_defaults(func=_run)
@@ -54,5 +61,5 @@ def _run(args: argparse.Namespace) -> None:
     dataset = int(args.dataset) if args.dataset.isdigit() else args.dataset
     result = prepare_unlabeled(dataset, args.input, args.plans, args.configuration, args.num_processes,
                                args.pattern or DEFAULT_PATTERNS, args.exclude, args.allow_test_subjects,
-                               args.flip_base_apex, args.kind)
+                               args.flip_base_apex, args.kind, args.subject_pattern)
     print(result.summary())

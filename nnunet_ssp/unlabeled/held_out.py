@@ -1,23 +1,25 @@
-"""The subjects a raw dataset holds out for testing, which must never enter pretraining."""
+"""The subjects a raw dataset holds out for testing, which must never enter pretraining, and the fingerprints of its
+labelled images, by which a renamed test image is still known."""
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, FrozenSet
 
-from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
-
 from nnunet_ssp.converters.common import CINES_FILE, TEST
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.roots import raw_dataset_folder
-from nnunet_ssp.slices import subject_and_frame_of_case
+from nnunet_ssp.roots import preprocessed_dataset_folder, raw_dataset_folder
+from nnunet_ssp.subjects import dataset_subject_rule
+from nnunet_ssp.unlabeled.fingerprints import LabelledImage, image_fingerprints, labelled_images
 
 
 @dataclass(frozen=True)
 class HeldOut:
-    """Test subjects by name, and the resolved paths of their cines."""
+    """Test subjects by name, the resolved paths of their cines, and the labelled images by fingerprint."""
     subjects: FrozenSet[str]
     cines: FrozenSet[Path]
+    test_images: Dict[str, LabelledImage]
+    training_images: Dict[str, LabelledImage]
 
     def holds(self, subject: str, path: Path) -> bool:
         """Whether an input file is (of) a test subject."""
@@ -25,23 +27,23 @@ class HeldOut:
 
 
 def held_out_subjects(dataset_name: str, file_ending: str) -> HeldOut:
-    """Subjects with images in `imagesTs` of the raw dataset, and those `cines.json` marks with split "test"."""
+    """Subjects with images in `imagesTs` of the raw dataset (named by the dataset's subject rule), those
+    `cines.json` marks with split "test", and the fingerprints of the test and training images."""
     raw = raw_dataset_folder(dataset_name)
     if not raw.is_dir():
         raise InputError(f"The raw dataset {raw} is missing, so its test subjects cannot be kept out; pass "
                          f"--allow-test-subjects if the input holds none.")
-    subjects, cines = set(), set()
-    images_ts = raw / "imagesTs"
-    if images_ts.is_dir():
-        cases = get_identifiers_from_splitted_dataset_folder(str(images_ts), file_ending)
-        subjects.update(subject_and_frame_of_case(str(case))[0] for case in cases)
+    rule = dataset_subject_rule(preprocessed_dataset_folder(dataset_name))
+    tests = labelled_images(raw / "imagesTs", file_ending, rule)
+    subjects, cines = {image.subject for image in tests}, set()
     cines_file = raw / CINES_FILE
     if cines_file.is_file():
         for name, entry in _cine_entries(cines_file).items():
             if entry.get("split") == TEST:
                 subjects.add(name)
                 cines.add(Path(entry["path"]).resolve())
-    return HeldOut(frozenset(subjects), frozenset(cines))
+    return HeldOut(frozenset(subjects), frozenset(cines), image_fingerprints(tests, "test images"),
+                   image_fingerprints(labelled_images(raw / "imagesTr", file_ending, rule), "training images"))
 
 
 def _cine_entries(cines_file: Path) -> Dict[str, dict]:

@@ -5,6 +5,11 @@ that was killed redoes the frames it had not finished. `report.json` records the
 run with plans that preprocess a frame differently is refused), the options and what the last run did;
 `manifest.csv` lists every slice of the selected subjects' done frames. One run at a time fills a pool: a second
 one is refused while the first holds the pool's lock (`locking`).
+
+Before anything is written, every frame of every input is compared by content (`fingerprints`) with the dataset's
+labelled images: a subject with a frame equal to a test image is left out like a test subject named as one, and a
+frame equal to a training case of another subject stops the run (the pool's subject names disagree with the
+dataset's, so validation subjects could not be kept out of pretraining).
 """
 
 import multiprocessing
@@ -20,8 +25,11 @@ from tqdm import tqdm
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.locking import folder_lock
+from nnunet_ssp.roots import preprocessed_dataset_folder
+from nnunet_ssp.subjects import SubjectRule, dataset_subject_rule
+from nnunet_ssp.unlabeled.fingerprints import cine_fingerprints
 from nnunet_ssp.unlabeled.frames import (Frame, FrameJob, FramePreprocessor, FrameReader, FrameResult,
-                                         case_is_complete, remove_partial_cases)
+                                         case_is_complete, read_frames, remove_partial_cases)
 from nnunet_ssp.unlabeled.held_out import HeldOut, held_out_subjects
 from nnunet_ssp.unlabeled.manifest import (MANIFEST_FILE, ManifestRow, case_rows, pool_case, read_manifest,
                                            write_manifest)
@@ -82,20 +90,25 @@ def prepare_unlabeled(dataset: Union[int, str], input_dir: Union[str, Path], pla
                       configuration: str = "2d", num_processes: int = 2,
                       patterns: Sequence[str] = DEFAULT_PATTERNS, exclude: Iterable[str] = (),
                       allow_test_subjects: bool = False, flip_base_apex: bool = False,
-                      kind: str = "auto") -> PoolResult:
+                      kind: str = "auto", subject_pattern: Optional[str] = None) -> PoolResult:
     """Preprocess every frame of the images in `input_dir` with a dataset's plans into its unlabeled pool.
 
-    `kind` is '4d', '3d' or 'auto' (the first readable file decides); see `sources` for subject ids.
+    `kind` is '4d', '3d' or 'auto' (the first readable file decides); see `sources` for subject ids
+    (`subject_pattern` names the subjects in the pool's file names; default: the dataset's recorded pattern).
     """
     plans = load_pool_plans(dataset, plans_name, configuration)
     input_dir = Path(input_dir).resolve()
     files = find_images(input_dir, patterns)
     dimension, decided_by = folder_dimension(files, kind)
-    sources, bad = scan_sources(files, dimension, decided_by, plans.plans_manager.transpose_forward[0])
+    dataset_rule = dataset_subject_rule(preprocessed_dataset_folder(plans.dataset_name))
+    pool_rule = SubjectRule(subject_pattern) if subject_pattern is not None else (
+        dataset_rule if dataset_rule.pattern is not None else None)
+    sources, bad = scan_sources(files, dimension, decided_by, plans.plans_manager.transpose_forward[0], pool_rule)
     for entry in bad:
         _warn(entry.problem)
     held_out = None if allow_test_subjects else held_out_subjects(plans.dataset_name, plans.dataset_json["file_ending"])
-    sources, excluded, refused = _select_subjects(sources, set(exclude), held_out)
+    by_content = {} if held_out is None else _test_frames_by_content(sources, held_out)
+    sources, excluded, refused = _select_subjects(sources, set(exclude), held_out, by_content)
     jobs = _frame_jobs(sources)
     if not jobs:
         raise InputError(f"{input_dir} holds no usable image ({len(bad)} bad files, {len(excluded)} excluded and "
@@ -104,7 +117,8 @@ def prepare_unlabeled(dataset: Union[int, str], input_dir: Union[str, Path], pla
     folder = plans.folder
     settings = {"dataset": plans.dataset_name, "plans": plans.plans_file.stem, "configuration": configuration,
                 "plans_signature": plans.signature(), "flip_base_apex": flip_base_apex, "input": str(input_dir),
-                "patterns": list(patterns), "kind": {4: "4d", 3: "3d"}[dimension]}
+                "patterns": list(patterns), "kind": {4: "4d", 3: "3d"}[dimension],
+                "subject_pattern": pool_rule.pattern if pool_rule is not None else None}
     with folder_lock(folder):  # another run would delete this one's temporary cases and race on the manifest
         previous = _previous_settings(folder, settings)
         remove_partial_cases(folder)
@@ -158,15 +172,40 @@ def _warn(message: str) -> None:
     tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
-def _select_subjects(sources: List[Source], exclude: set,
-                     held_out: Optional[HeldOut]) -> Tuple[List[Source], List[str], List[str]]:
-    """Sources without excluded subjects and (unless `held_out` is None) test subjects; the names left out."""
+def _test_frames_by_content(sources: List[Source], held_out: HeldOut) -> Dict[str, str]:
+    """Pool subject -> why it is a test subject by content; InputError when a frame equals a training case of another
+    subject. Unreadable files are left to the preprocessing, which reports them."""
+    found = {}
+    for source in tqdm(sources, desc="Comparing frames with the labelled images", unit="file", disable=not sources):
+        try:
+            fingerprints = cine_fingerprints(read_frames(str(source.path), source.is_cine).voxels)
+        except InputError:
+            continue
+        for index, fingerprint in enumerate(fingerprints):
+            where = f"Frame {index} of {source.path}" if source.is_cine else str(source.path)
+            test = held_out.test_images.get(fingerprint)
+            if test is not None:
+                found.setdefault(source.subject, f"{where} equals the test image {test.file}")
+            training = held_out.training_images.get(fingerprint)
+            if training is not None and training.subject != source.subject:
+                raise InputError(f"{where} equals the training case {training.case} of subject {training.subject}, "
+                                 f"but the pool names its subject {source.subject}; name the pool's subjects as the "
+                                 f"dataset does with --subject-pattern.")
+    return found
+
+
+def _select_subjects(sources: List[Source], exclude: set, held_out: Optional[HeldOut],
+                     by_content: Dict[str, str]) -> Tuple[List[Source], List[str], List[str]]:
+    """Sources without excluded subjects and (unless `held_out` is None) test subjects, by name or by content
+    (`by_content`: subject -> reason); the names left out."""
     present = {s.subject for s in sources}
     unknown = sorted(exclude - present)
     if unknown:
         _warn(f"--exclude names subjects that the input lacks: {', '.join(unknown)}.")
-    refused = sorted({s.subject for s in sources if held_out is not None and held_out.holds(s.subject, s.path)}
-                     - exclude)
+    by_name = {s.subject for s in sources if held_out is not None and held_out.holds(s.subject, s.path)}
+    refused = sorted((by_name | set(by_content)) - exclude)
+    for reason in by_content.values():
+        _warn(f"{reason}, so its subject is a test subject.")
     if refused:
         _warn(f"Left out {len(refused)} test subjects of the dataset ({', '.join(refused)}); pass "
               f"--allow-test-subjects to pretrain on them.")

@@ -3,7 +3,10 @@
 Subject id: the file name without its image ending (`.nii.gz`, `.nii`, `.nrrd`, `.mha`, `.mhd`, `.gipl`) and
 without a trailing `_4d` or `_sa` (ACDC `patient001_4d.nii.gz` and M&Ms `A0S9V9_sa.nii.gz` give the names the
 converters use). A 3D file named `<subject>_frameYY` is frame YY - 1 of `<subject>` (the converters' case naming);
-any other 3D file is frame 0 of the subject its name gives.
+any other 3D file is frame 0 of the subject its name gives. With a subject pattern (prepare-unlabeled's
+`--subject-pattern`, else the dataset's recorded one), the subject is the pattern's first group searched in the file
+name without its ending, and the 3D files of one subject are its frames 0, 1, ... in the order of their paths; a
+file the pattern names no subject in stops the run.
 
 Kind of folder: 4D cines (x, y, z, t) or 3D frames (x, y, z), decided by the first file (sorted by path) whose
 header reads, unless given; a file of the other kind is bad.
@@ -14,7 +17,8 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from collections import Counter
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import SimpleITK as sitk
 
@@ -22,6 +26,7 @@ from nnunet_ssp.converters.cases import CASE_MARKER
 from nnunet_ssp.converters.images import read_header
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.slices import subject_and_frame_of_case
+from nnunet_ssp.subjects import SubjectRule
 
 DEFAULT_PATTERNS = ("*_4d.nii.gz", "*_sa.nii.gz")
 IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".gipl")
@@ -63,11 +68,41 @@ def find_images(input_dir: Path, patterns: Sequence[str] = DEFAULT_PATTERNS) -> 
     return sorted(found)
 
 
+def file_stem(path: Path) -> str:
+    """The file name without its image ending."""
+    ending = next((e for e in IMAGE_ENDINGS if path.name.endswith(e)), "")
+    return path.name[:len(path.name) - len(ending)]
+
+
+def named_frames(files: Sequence[Path], is_cine: bool, rule: Optional[SubjectRule]) -> Dict[Path, Tuple[str, int]]:
+    """Subject and first frame of each file (see the module docstring); InputError when `rule` misses a file."""
+    if rule is None:
+        return {path: subject_and_frame(path, is_cine) for path in files}
+    named, counts = {}, Counter()
+    for path in sorted(files):
+        try:
+            subject = rule.subject_of(file_stem(path))
+        except ValueError:
+            matched = sum(_names(rule, file_stem(p)) for p in files)
+            raise InputError(f"{path}: {rule.describe()} names no subject in this file name ({matched} of the "
+                             f"{len(files)} input files match); pass --subject-pattern for the pool's file "
+                             f"names.") from None
+        named[path] = (subject, 0 if is_cine else counts[subject])
+        counts[subject] += 1
+    return named
+
+
+def _names(rule: SubjectRule, stem: str) -> bool:
+    try:
+        rule.subject_of(stem)
+        return True
+    except ValueError:
+        return False
+
+
 def subject_and_frame(path: Path, is_cine: bool) -> Tuple[str, int]:
     """The subject id of an image file and the frame number of its first frame (see the module docstring)."""
-    stem = path.name
-    ending = next((e for e in IMAGE_ENDINGS if stem.endswith(e)), "")
-    stem = stem[:len(stem) - len(ending)]
+    stem = file_stem(path)
     if is_cine:
         suffix = next((s for s in CINE_SUFFIXES if stem.endswith(s) and len(stem) > len(s)), "")
         return stem[:len(stem) - len(suffix)], 0
@@ -128,13 +163,15 @@ def check_complete(path: Path, reader: sitk.ImageFileReader) -> None:
         raise InputError(f"{path} holds fewer bytes than its header promises (truncated or damaged).")
 
 
-def scan_sources(files: Sequence[Path], dimension: int, decided_by: str,
-                 slice_axis: int) -> Tuple[List[Source], List[BadInput]]:
-    """The usable sources among `files` (headers checked, subject ids unique per frame) and the bad files."""
+def scan_sources(files: Sequence[Path], dimension: int, decided_by: str, slice_axis: int,
+                 rule: Optional[SubjectRule] = None) -> Tuple[List[Source], List[BadInput]]:
+    """The usable sources among `files` (headers checked, subjects named by `rule` or the file-name rule, subject ids
+    unique per frame) and the bad files."""
     sources, bad, owner = [], [], {}
+    names = named_frames(files, dimension == 4, rule)
     for path in files:
         try:
-            source = _source(path, read_header(path), dimension, decided_by, slice_axis)
+            source = _source(path, read_header(path), dimension, decided_by, slice_axis, names[path])
         except InputError as e:
             bad.append(BadInput(str(path), str(e)))
             continue
@@ -149,8 +186,8 @@ def scan_sources(files: Sequence[Path], dimension: int, decided_by: str,
     return sources, bad
 
 
-def _source(path: Path, reader: sitk.ImageFileReader, dimension: int, decided_by: str, slice_axis: int) -> Source:
+def _source(path: Path, reader: sitk.ImageFileReader, dimension: int, decided_by: str, slice_axis: int,
+            name: Tuple[str, int]) -> Source:
     check_header(path, reader, dimension, decided_by, slice_axis)
     is_cine = dimension == 4
-    subject, first_frame = subject_and_frame(path, is_cine)
-    return Source(path, subject, first_frame, reader.GetSize()[3] if is_cine else 1, is_cine)
+    return Source(path, name[0], name[1], reader.GetSize()[3] if is_cine else 1, is_cine)
