@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "plan_cpu",
     "prepare_unlabeled",
     "make_splits",
+    "audit",
     "benchmark",
     "benchmark_speed",
     "demo",

@@ -1,7 +1,8 @@
 """The benchmark grid: its settings, its runs, where each run's files live, and the nnU-Net command of each step.
 
 Runs, in the order they are done:
-- `pretrain_<method>`: `nnUNetv2_train D 2d all -tr nnUNetTrainerSSP_<M>[_<E>epochs][_<I>iters]`, once per method;
+- `pretrain_<method>`: `nnUNetv2_train D 2d P -tr nnUNetTrainerSSP_<M>[_<E>epochs][_<I>iters]`, once per method, on
+  make-splits' pretraining fold P (every subject but the validation subjects the fine-tunings share);
 - per labelled-subject count and seed (the fold make-splits appended for them): `baseline_n<N>_s<S>` with
   `nnUNetTrainer[_<E>epochs][_<I>iters]` from nnU-Net's initialisation, and `<method>_n<N>_s<S>` with
   `nnUNetTrainerSSPFinetune[...]` and `-pretrained_weights` of that method's pretraining checkpoint.
@@ -120,7 +121,7 @@ class Run:
     def describe(self) -> str:
         """A short readable description."""
         if self.kind == PRETRAIN:
-            return f"pretraining {self.label} ({self.trainer}, fold all)"
+            return f"pretraining {self.label} ({self.trainer}, fold {self.fold})"
         start = "nnU-Net's initialisation" if self.kind == BASELINE else f"{self.pretraining.label} weights"
         return (f"{self.labelled_subjects} labelled subjects, seed {self.seed}, fold {self.fold}, from {start} "
                 f"({self.trainer})")
@@ -222,16 +223,18 @@ def pretraining_trainer(method: str) -> str:
     return trainers[method].__name__
 
 
-def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int]) -> List[Run]:
+def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int],
+              pretraining_fold: Union[int, str] = "all") -> List[Run]:
     """Every run of the grid in order: pretraining per method, then per size and seed the baseline and each method.
 
-    `folds` maps (labelled subjects, seed) to the fold index make-splits gave it.
+    `folds` maps (labelled subjects, seed) to the fold index make-splits gave it; pretraining runs on
+    `pretraining_fold` (make-splits' pretraining fold in a benchmark).
     """
     pretrain_variants, finetune_variants = (tuple(dict.fromkeys(v)) for v in (settings.pretrain_variants,
                                                                              settings.finetune_variants))
     pretraining = {(m, v): Run(f"{PRETRAIN}_{recipe_label(m, v)}", PRETRAIN, m,
                                variant_trainer(pretraining_trainer(m), v, settings.pretrain_epochs, settings.iters),
-                               "all")
+                               pretraining_fold)
                    for m in settings.methods for v in pretrain_variants}
     finetuners = {v: variant_trainer(FINETUNE_TRAINER, v, settings.finetune_epochs, settings.iters)
                   for v in finetune_variants}

@@ -13,6 +13,10 @@ Files below `out` (default `$nnUNet_results/DatasetXXX/ssp_benchmark`):
     test_images/             links to the labelled test images, only when imagesTs also holds unlabelled ones
     results.csv, curves.csv, report.md, dice_vs_subjects.png
 
+Before anything trains, the dataset is audited (`nnunet_ssp.audit`: splits, test subjects, unlabeled pool and the
+checkpoints of finished pretrainings), and each pretraining checkpoint again before a fine-tuning first starts from
+it; a leak of a test or validation subject stops the benchmark before it trains anything more.
+
 An interrupted run continues where it stopped (see `markers`): training that finished is kept and only prediction
 and evaluation run again; training cut short continues from its checkpoint (`nnUNetv2_train --c`); a new training
 first deletes the model folder's old checkpoints. A fine-tuning whose pretraining is done again is redone.
@@ -35,9 +39,10 @@ from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folde
 from tqdm import tqdm
 
 from nnunet_ssp.atomic import atomic_dir, write_json
+from nnunet_ssp.audit import audit_dataset
 from nnunet_ssp.benchmark.curves import CURVES_FILE, curve_points, write_curves_csv
-from nnunet_ssp.benchmark.grid import (CHECKPOINTS, PRETRAIN, BenchmarkSettings, Layout, Run, evaluate_command,
-                                       plan_runs, predict_command, train_command)
+from nnunet_ssp.benchmark.grid import (CHECKPOINTS, FINETUNE, PRETRAIN, BenchmarkSettings, Layout, Run,
+                                       evaluate_command, plan_runs, predict_command, train_command)
 from nnunet_ssp.benchmark.markers import (TRAIN_FINISHED, TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, finished_runs,
                                           pending_runs, train_record, train_state, write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import SETTINGS_FILE, BenchmarkReport, report_from_csv
@@ -112,8 +117,10 @@ def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> Benc
     raw = raw_dataset_folder(dataset_name)
     splits = make_splits(dataset_name, settings.subjects, settings.seeds, settings.val_subjects,
                          settings.subject_pattern, settings.plans)
+    runs = plan_runs(settings, splits.folds, splits.pretraining_fold)
+    audited = {run for run in finished_runs(runs, layout) if run.kind == PRETRAIN}
+    _refuse_leaks(layout, [layout.checkpoint(run) for run in audited])
     evaluation = evaluation_set(raw, layout.out)
-    runs = plan_runs(settings, splits.folds)
     write_json({"command": settings.command_line(), "settings": settings.record(), "dataset": dataset_name,
                 "folds": [{"labelled_subjects": n, "seed": s, "fold": f} for (n, s), f in splits.folds.items()]},
                layout.out / SETTINGS_FILE)
@@ -130,6 +137,9 @@ def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> Benc
     try:
         for k, run in enumerate(bar, start=1):
             bar.set_postfix_str(run.name)
+            if run.kind == FINETUNE and run.pretraining not in audited:
+                _refuse_leaks(layout, [layout.checkpoint(run.pretraining)])
+                audited.add(run.pretraining)
             _execute(run, layout, settings.device, evaluation, log, f"[{k}/{len(pending)}]", start)
             _write_results(runs, layout, names, evaluation.file_ending)
     except (KeyboardInterrupt, RunFailedError) as e:
@@ -140,6 +150,15 @@ def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> Benc
     log.write(f"benchmark done: {len(pending)} runs done, {len(runs) - len(pending)} skipped")
     return BenchmarkResult(layout.out, len(runs), len(runs) - len(pending), len(pending), time.monotonic() - start,
                            report, splits.folds)
+
+
+def _refuse_leaks(layout: Layout, checkpoints: List[Path]) -> None:
+    """Audit the dataset and `checkpoints`; InputError naming the leaks when a subject is where it must not be."""
+    audit = audit_dataset(layout.dataset_name, layout.plans, checkpoints)
+    if audit.leaks:
+        raise InputError(f"The audit of {layout.dataset_name} found subjects where they must not be "
+                         f"({'; '.join(audit.leaks)}); see nnunet-ssp audit -d {layout.dataset_name} -p "
+                         f"{layout.plans}.")
 
 
 class _RunnerLog:

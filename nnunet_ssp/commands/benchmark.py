@@ -14,12 +14,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "benchmark", help="pretrain, fine-tune and evaluate the label-efficiency grid against nnU-Net",
         description="Append the label-efficiency folds (as make-splits), pretrain each method once "
-                    "(nnUNetv2_train D 2d all -tr nnUNetTrainerSSP_<M>_<E>epochs_<I>iters), then per number of "
+                    "(nnUNetv2_train D 2d P -tr nnUNetTrainerSSP_<M>_<E>epochs_<I>iters on make-splits' pretraining "
+                    "fold P, which leaves out the validation subjects), then per number of "
                     "labelled subjects and seed fine-tune from each method's checkpoint "
                     "(nnUNetTrainerSSPFinetune_<E>epochs_<I>iters -pretrained_weights ...) and train nnU-Net's "
                     "baseline on the same schedule (nnUNetTrainer_<E>epochs_<I>iters), predict "
                     "$nnUNet_raw/DatasetXXX/imagesTs and evaluate against labelsTs with nnU-Net (3D Dice per "
-                    "structure and test case). Finished runs are skipped, so an interrupted benchmark resumes; a "
+                    "structure and test case). Before it trains, and before a fine-tuning first uses a pretraining, it "
+                    "runs nnunet-ssp audit and refuses to go on when a test or validation subject leaked. Finished runs are skipped, so an interrupted benchmark resumes; a "
                     "second benchmark in an --out another one is working in is refused; "
                     "delete runs/<run>/done.json to redo a run (a pretraining done again redoes the fine-tuning "
                     "that started from it). Writes results.csv, report.md (mean ± sd, paired "

@@ -26,9 +26,10 @@ class HeldOut:
         return subject in self.subjects or path.resolve() in self.cines
 
 
-def held_out_subjects(dataset_name: str, file_ending: str) -> HeldOut:
+def held_out_subjects(dataset_name: str, file_ending: str, fingerprints: bool = True) -> HeldOut:
     """Subjects with images in `imagesTs` of the raw dataset (named by the dataset's subject rule), those
-    `cines.json` marks with split "test", and the fingerprints of the test and training images."""
+    `cines.json` marks with split "test", and (with `fingerprints`) the fingerprints of the test and training
+    images."""
     raw = raw_dataset_folder(dataset_name)
     if not raw.is_dir():
         raise InputError(f"The raw dataset {raw} is missing, so its test subjects cannot be kept out; pass "
@@ -42,6 +43,8 @@ def held_out_subjects(dataset_name: str, file_ending: str) -> HeldOut:
             if entry.get("split") == TEST:
                 subjects.add(name)
                 cines.add(Path(entry["path"]).resolve())
+    if not fingerprints:
+        return HeldOut(frozenset(subjects), frozenset(cines), {}, {})
     return HeldOut(frozenset(subjects), frozenset(cines), image_fingerprints(tests, "test images"),
                    image_fingerprints(labelled_images(raw / "imagesTr", file_ending, rule), "training images"))
 
