@@ -244,10 +244,11 @@ def _load_dataset(dataset: Union[int, str], subject_pattern: Optional[str]) -> _
                  else get_identifiers_from_splitted_dataset_folder(str(images), meta["file_ending"]))
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
         raise InputError(f"{dataset_json} is no valid nnU-Net dataset.json ({type(e).__name__}: {e}).") from None
+    cases_of = rule.group(cases, images)
     tests = raw / "imagesTs"
     if tests.is_dir():  # the test guard names test subjects by the same rule
         rule.group(get_identifiers_from_splitted_dataset_folder(str(tests), meta["file_ending"]), tests)
-    return _Dataset(name, images, rule.group(cases, images), preprocessed_dataset_folder(name) / SPLITS_FILE, rule)
+    return _Dataset(name, images, cases_of, preprocessed_dataset_folder(name) / SPLITS_FILE, rule)
 
 
 def _plan(data: _Dataset, sizes: Sequence[int], seeds: Sequence[int], val_subjects: Optional[int]) -> List[LabelFold]:
