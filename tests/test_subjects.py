@@ -195,3 +195,15 @@ def test_pretraining_sees_subjects_never_the_validation_ones_and_the_audit_agree
     assert (f"LEAK: {len(validation)} subjects in both pretraining {tmp_path.name}/leaked.pth and validation "
             f"(shared by make-splits): {', '.join(sorted(validation))}") in out
     assert f"note: {bare} has no ssp record with the subjects it saw, so it is not audited." in out
+
+
+def test_runs_made_on_fold_all_no_longer_count_except_the_baseline(tmp_path):
+    from nnunet_ssp.benchmark import BenchmarkSettings, Layout, plan_runs
+    from nnunet_ssp.benchmark.markers import run_identity
+
+    settings = BenchmarkSettings("Dataset001_X", methods=("mim",), subjects=(1,), seeds=(0,))
+    layout = Layout(tmp_path, "Dataset001_X", "P")
+    old, new = (plan_runs(settings, {(1, 0): 5}, fold) for fold in ("all", 9))
+    assert [r.fold for r in new] == [9, 5, 5] and [r.kind for r in new] == ["pretrain", "baseline", "finetune"]
+    changed = [run_identity(a, layout) != run_identity(b, layout) for a, b in zip(old, new)]
+    assert changed == [True, False, True]
