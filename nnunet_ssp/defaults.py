@@ -6,5 +6,3 @@ DEMO_ITERS = 40  # the demo's iterations per epoch
 # Bumped whenever a default of a trainer changes, so that the benchmark redoes runs made with the former default
 # instead of reusing them under the same trainer name.
 FINETUNE_RECIPE_VERSION = 2  # nnUNetTrainerSSPFinetune. 1: pretrained decoder kept; 2: encoder only
-# By method, 1 when absent. MIM 1: 75 % masked; 2: 50 %. SimCLR and PCL 1: SGD at 0.1; 2: at 0.01.
-PRETRAIN_RECIPE_VERSIONS = {"mim": 2, "simclr": 2, "pcl": 2}

@@ -1,4 +1,4 @@
-"""The shared nnU-Net plumbing of self-supervised pretraining, and the thin trainer class of each method.
+"""The shared nnU-Net plumbing of self-supervised pretraining, and the thin trainer class of each registered method.
 
 `nnUNetTrainerSSP` trains the U-Net the plans build (`build_network_architecture`) with a method's views, heads
 and loss (`nnunet_ssp.methods`). It keeps nnU-Net's training loop, augmentation, logging, `progress.png`,
@@ -39,7 +39,7 @@ from nnunet_ssp import __version__
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.checkpoint import SSP_RECORD_VERSION, load_checkpoint, plain, save_checkpoint
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.methods import get_method_class
+from nnunet_ssp.methods import METHODS, Method, get_method_class, method_of_trainer
 from nnunet_ssp.methods.base import SSPModel
 from nnunet_ssp.methods.heads import global_average_pool
 from nnunet_ssp.methods.probes import encoder_probes
@@ -374,25 +374,23 @@ class nnUNetTrainerSSP(nnUNetTrainer):
                                f"summary in {join(self.output_folder, 'ssp_summary.json')}")
 
 
-class nnUNetTrainerSSP_SimCLR(nnUNetTrainerSSP):
-    """SimCLR (`nnunet_ssp.methods.simclr`)."""
-
-    method_name = "simclr"
-
-
-class nnUNetTrainerSSP_PCL(nnUNetTrainerSSP):
-    """Positional contrastive learning (`nnunet_ssp.methods.pcl`)."""
-
-    method_name = "pcl"
-
-
-class nnUNetTrainerSSP_DINO(nnUNetTrainerSSP):
-    """DINO (`nnunet_ssp.methods.dino`)."""
-
-    method_name = "dino"
+def pretraining_trainer_class(method: Method) -> type:
+    """The pretraining trainer of a registered method, made once and kept in this module (so it pickles)."""
+    cls = globals().get(method.trainer)
+    if cls is None:
+        cls = type(method.trainer, (nnUNetTrainerSSP,), {
+            "method_name": method.name, "__module__": __name__, "__qualname__": method.trainer,
+            "__doc__": f"Self-supervised pretraining with {method.method_class.replace(':', '.')}."})
+        globals()[method.trainer] = cls
+    return cls
 
 
-class nnUNetTrainerSSP_MIM(nnUNetTrainerSSP):
-    """Masked image modelling (`nnunet_ssp.methods.mim`)."""
+for _method in METHODS.values():
+    pretraining_trainer_class(_method)
 
-    method_name = "mim"
+
+def __getattr__(name: str) -> type:
+    method = method_of_trainer(name)  # registered after this module was imported
+    if method is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return pretraining_trainer_class(method)

@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Type
 
 import torch
 
-from nnunet_ssp.methods import get_method_class
+from nnunet_ssp.methods import METHODS, get_method_class, method_of_trainer
 
 _cache: Dict[str, type] = {}
 
@@ -84,14 +84,13 @@ TOKENS: List[Tuple[re.Pattern, Tuple[str, ...], Optional[str], Callable]] = [
 
 
 def base_trainers() -> Dict[str, type]:
-    """Trainers that accept variant tokens, by name."""
+    """Trainers that accept variant tokens, by name: nnU-Net's, the fine-tune trainer and each method's pretraining."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     from nnunet_ssp import finetune, pretrain
 
-    return {c.__name__: c for c in (nnUNetTrainer, finetune.nnUNetTrainerSSPFinetune, pretrain.nnUNetTrainerSSP_SimCLR,
-                                    pretrain.nnUNetTrainerSSP_PCL, pretrain.nnUNetTrainerSSP_DINO,
-                                    pretrain.nnUNetTrainerSSP_MIM)}
+    pretraining = (pretrain.pretraining_trainer_class(m) for m in METHODS.values())
+    return {c.__name__: c for c in (nnUNetTrainer, finetune.nnUNetTrainerSSPFinetune, *pretraining)}
 
 
 def _family(base: type) -> str:
@@ -143,8 +142,17 @@ def schedule_variant(name: str) -> Optional[Type]:
     return cls
 
 
+def trainer_class(name: str) -> Optional[Type]:
+    """The trainer class called `name`: a method's pretraining trainer or a variant; None if there is none."""
+    method = method_of_trainer(name)
+    if method is not None:
+        from nnunet_ssp.pretrain import pretraining_trainer_class
+        return pretraining_trainer_class(method)
+    return schedule_variant(name)
+
+
 def __getattr__(name: str) -> type:
-    cls = schedule_variant(name)
+    cls = trainer_class(name)
     if cls is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return cls

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import List
 
@@ -17,7 +18,7 @@ from scipy.stats import wilcoxon
 from nnunet_ssp.benchmark import BenchmarkSettings, Layout, pending_runs, plan_runs, report_from_csv, run_benchmark
 from nnunet_ssp.benchmark.curves import read_curves_csv
 from nnunet_ssp.benchmark import markers
-from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINETUNE, pretraining_trainer, train_command
+from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINETUNE, train_command
 from nnunet_ssp.benchmark.markers import (TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, train_record, train_state,
                                           write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES, line_styles, render_seed_tests, with_structure_means
@@ -27,6 +28,7 @@ from nnunet_ssp.benchmark.runner import (LOG_FILE, EvaluationSet, RunFailedError
                                          evaluation_set, prepare_steps)
 from nnunet_ssp.cli import main
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.methods import METHODS
 from nnunet_ssp.locking import LOCK_FILE, folder_lock
 
 COMMAND = "nnunet-ssp benchmark -d 1 --methods mim"
@@ -265,10 +267,10 @@ def test_malformed_variants_are_refused(variant):
 
 def test_every_method_has_its_pretraining_trainer():
     from nnunet_ssp import pretrain
-    from nnunet_ssp.methods import METHOD_CLASSES
+    from nnunet_ssp.methods import METHODS
 
-    for method in METHOD_CLASSES:
-        assert getattr(pretrain, pretraining_trainer(method)).method_name == method
+    for method in METHODS.values():
+        assert getattr(pretrain, method.trainer).method_name == method.name
 
 
 def test_pending_runs_follow_the_markers(tmp_path):
@@ -318,12 +320,16 @@ def test_fine_tunings_made_before_the_fine_tuning_defaults_changed_are_redone(tm
 
 def test_a_pretraining_made_before_its_method_defaults_changed_is_redone_with_its_fine_tunings(tmp_path, monkeypatch):
     settings, runs, layout = _grid(tmp_path)
-    monkeypatch.setattr(markers, "PRETRAIN_RECIPE_VERSIONS", {})  # records made before any method had a version
+    def versions(**by_method):
+        for name, version in by_method.items():
+            monkeypatch.setitem(METHODS, name, replace(METHODS[name], recipe_version=version))
+
+    versions(mim=1, simclr=1)  # records made before any method had a version
     for run in runs:
         _finish(run, layout)
-    monkeypatch.setattr(markers, "PRETRAIN_RECIPE_VERSIONS", {"mim": 1})  # version 1 is the one they were made with
+    versions(mim=1)  # version 1 is the one they were made with
     assert pending_runs(runs, layout) == []
-    monkeypatch.setattr(markers, "PRETRAIN_RECIPE_VERSIONS", {"mim": 2})
+    versions(mim=2)
     # same trainer name, other defaults: MIM's pretraining and the fine-tunings from it; SimCLR's and the baselines stay
     assert pending_runs(runs, layout) == [run for run in runs if run.method == "mim"]
 

@@ -21,7 +21,7 @@ would share one folder. Each method (and the baseline) therefore gets its own nn
 import re
 import shlex
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -29,7 +29,7 @@ from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_
 
 from nnunet_ssp.defaults import DEFAULT_RECIPE
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.methods import METHOD_CLASSES
+from nnunet_ssp.methods import get_method, method_names
 
 BASELINE = "baseline"
 PRETRAIN, FINETUNE = "pretrain", "finetune"
@@ -45,7 +45,7 @@ VARIANT_PATTERN = re.compile(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*")
 class BenchmarkSettings:
     """Everything that defines a benchmark; `command_line()` reproduces it."""
     dataset: str
-    methods: Tuple[str, ...] = tuple(METHOD_CLASSES)
+    methods: Tuple[str, ...] = field(default_factory=lambda: tuple(method_names()))
     subjects: Tuple[int, ...] = (1, 2, 5, 10)
     seeds: Tuple[int, ...] = (0, 1, 2)
     pretrain_epochs: Optional[int] = None
@@ -60,9 +60,9 @@ class BenchmarkSettings:
     finetune_variants: Tuple[str, ...] = (DEFAULT_RECIPE,)
 
     def __post_init__(self):
-        unknown = [m for m in self.methods if m not in METHOD_CLASSES]
+        unknown = [m for m in self.methods if m not in method_names()]
         if unknown:
-            raise InputError(f"Methods must be some of {', '.join(METHOD_CLASSES)}, not "
+            raise InputError(f"Methods must be some of {', '.join(method_names())}, not "
                              f"{', '.join(unknown)}.")
         for option, value in self._schedule_options():
             if value is not None and value < 1:
@@ -213,16 +213,6 @@ def variant_trainer(base: str, variant: str, epochs: Optional[int], iters: Optio
     return name
 
 
-def pretraining_trainer(method: str) -> str:
-    """The class name of a method's pretraining trainer."""
-    from nnunet_ssp.pretrain import (nnUNetTrainerSSP_DINO, nnUNetTrainerSSP_MIM, nnUNetTrainerSSP_PCL,
-                                     nnUNetTrainerSSP_SimCLR)  # imported here: the trainers load all of nnU-Net's
-
-    trainers = {"simclr": nnUNetTrainerSSP_SimCLR, "pcl": nnUNetTrainerSSP_PCL, "dino": nnUNetTrainerSSP_DINO,
-                "mim": nnUNetTrainerSSP_MIM}
-    return trainers[method].__name__
-
-
 def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int],
               pretraining_fold: Union[int, str] = "all") -> List[Run]:
     """Every run of the grid in order: pretraining per method, then per size and seed the baseline and each method.
@@ -233,7 +223,7 @@ def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int],
     pretrain_variants, finetune_variants = (tuple(dict.fromkeys(v)) for v in (settings.pretrain_variants,
                                                                              settings.finetune_variants))
     pretraining = {(m, v): Run(f"{PRETRAIN}_{recipe_label(m, v)}", PRETRAIN, m,
-                               variant_trainer(pretraining_trainer(m), v, settings.pretrain_epochs, settings.iters),
+                               variant_trainer(get_method(m).trainer, v, settings.pretrain_epochs, settings.iters),
                                pretraining_fold)
                    for m in settings.methods for v in pretrain_variants}
     finetuners = {v: variant_trainer(FINETUNE_TRAINER, v, settings.finetune_epochs, settings.iters)

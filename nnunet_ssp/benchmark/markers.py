@@ -2,7 +2,7 @@
 
 A run counts as finished when its marker exists, describes the same run (dataset, plans, trainer, fold and, for a
 fine-tuning, the path, size and modification time of the pretraining checkpoint it started from, and the version of
-the trainer's defaults, `defaults.FINETUNE_RECIPE_VERSION` or `PRETRAIN_RECIPE_VERSIONS`), every output it lists
+the trainer's defaults, `defaults.FINETUNE_RECIPE_VERSION` or the method's `recipe_version` in `nnunet_ssp.methods.registry`), every output it lists
 (final checkpoint, evaluation summary) still exists, and its pretraining run is finished too. Deleting a marker, or
 an output, makes the run pending again; a marker of other settings (another schedule in the same folder) does too,
 and so does a pretraining done again (a new checkpoint) for every fine-tuning that started from it, and a run made
@@ -26,7 +26,8 @@ from typing import Dict, List, Optional, Sequence
 
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINAL_CHECKPOINT, FINETUNE, PRETRAIN, Layout, Run
-from nnunet_ssp.defaults import FINETUNE_RECIPE_VERSION, PRETRAIN_RECIPE_VERSIONS
+from nnunet_ssp.defaults import FINETUNE_RECIPE_VERSION
+from nnunet_ssp.methods import get_method
 
 TRAIN_NOT_STARTED, TRAIN_INTERRUPTED, TRAIN_FINISHED = "not started", "interrupted", "finished"
 
@@ -38,8 +39,8 @@ def run_identity(run: Run, layout: Layout) -> dict:
                 "pretrained_weights": file_stamp(layout.checkpoint(run.pretraining)) if run.pretraining else None}
     if run.kind == FINETUNE:
         return {**identity, "finetune_recipe": FINETUNE_RECIPE_VERSION}
-    version = PRETRAIN_RECIPE_VERSIONS.get(run.method, 1)
-    if run.kind == PRETRAIN and version > 1:  # version 1 adds nothing, so records made before versions count
+    version = get_method(run.method).recipe_version if run.kind == PRETRAIN else 1
+    if version > 1:  # version 1 adds nothing, so records made before versions count
         return {**identity, "pretrain_recipe": version}
     return identity
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nnunet_ssp.commands.make_splits import add_split_arguments
 from nnunet_ssp.defaults import DEFAULT_RECIPE
-from nnunet_ssp.methods import METHOD_CLASSES
+from nnunet_ssp.methods import method_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "dice_vs_subjects.png into --out. Python: "
                     "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")
     p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
-    p.add_argument("--methods", nargs="*", choices=list(METHOD_CLASSES), default=list(METHOD_CLASSES),
+    p.add_argument("--methods", nargs="*", choices=method_names(), default=method_names(),
                    help="SSP methods to pretrain and fine-tune (default: all; `--methods` alone: none, only "
                         "nnU-Net's baseline)")
     add_split_arguments(p)

@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from nnunet_ssp.methods import METHOD_CLASSES
+from nnunet_ssp.methods import method_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "stable numbers on a busy machine")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="which time the targets are judged on (wall); the table shows both")
-    p.add_argument("--methods", nargs="+", choices=list(METHOD_CLASSES), default=list(METHOD_CLASSES),
+    p.add_argument("--methods", nargs="+", choices=method_names(), default=method_names(),
                    help="SSP methods to time beside nnU-Net's trainer (default: all)")
     p.add_argument("--steps", type=int, default=30, help="timed rounds, one step of each trainer per round (30)")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps per trainer (3)")

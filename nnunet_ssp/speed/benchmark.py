@@ -17,7 +17,7 @@ import contextlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
@@ -26,13 +26,12 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from tqdm import tqdm
 
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.methods import METHODS, method_names
 from nnunet_ssp.speed.measure import PeakMemory, cpu_model, load_average, process_cpu_seconds, resident_mib, timed
 from nnunet_ssp.speed.passes import NetworkPasses, method_of, network_passes
 from nnunet_ssp.speed.report import SpeedReport, TrainerResult
 
 SUPERVISED_TRAINER = "nnUNetTrainer"
-SSP_TRAINERS = {"mim": "nnUNetTrainerSSP_MIM", "simclr": "nnUNetTrainerSSP_SimCLR", "pcl": "nnUNetTrainerSSP_PCL",
-                "dino": "nnUNetTrainerSSP_DINO"}
 KEPT_BATCHES = 2
 CLOCKS = ("wall", "cpu")
 
@@ -47,7 +46,7 @@ class SpeedSettings:
     device: str = "cpu"
     threads: Optional[int] = None
     clock: str = "wall"
-    methods: Sequence[str] = tuple(SSP_TRAINERS)
+    methods: Sequence[str] = field(default_factory=lambda: tuple(method_names()))
     steps: int = 30
     warmup: int = 3
     loader_batches: int = 20
@@ -62,9 +61,9 @@ class SpeedSettings:
 
         from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
 
-        unknown = sorted(set(self.methods) - set(SSP_TRAINERS))
+        unknown = sorted(set(self.methods) - set(method_names()))
         if unknown:
-            raise InputError(f"Unknown SSP methods {', '.join(unknown)}; known: {', '.join(SSP_TRAINERS)}.")
+            raise InputError(f"Unknown SSP methods {', '.join(unknown)}; known: {', '.join(method_names())}.")
         if self.clock not in CLOCKS:
             raise InputError(f"The clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}.")
         if self.threads is not None and self.threads < 1:
@@ -259,6 +258,11 @@ def _measure_trainers(runs: List[_Run], names: List[str], settings: SpeedSetting
         bar.update()
 
 
+def timed_trainers(methods: Sequence[str]) -> List[str]:
+    """The pretraining trainers the speed benchmark times beside nnU-Net's, of `methods`, in registry order."""
+    return [m.trainer for m in METHODS.values() if m.name in methods]
+
+
 def _remove_log(trainer: nnUNetTrainer) -> None:
     """Delete the log file a trainer's constructor starts, and its fold, run and dataset folders if left empty."""
     log = Path(trainer.log_file)
@@ -279,7 +283,7 @@ def benchmark_speed(settings: SpeedSettings) -> SpeedReport:
     settings.check()
     cines = settings.prepare_cines()
     device = torch.device(settings.device)
-    names = [SUPERVISED_TRAINER, *(name for method, name in SSP_TRAINERS.items() if method in settings.methods)]
+    names = [SUPERVISED_TRAINER, *timed_trainers(settings.methods)]
     default_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads or default_threads)
     machine = {"cpu_model": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),

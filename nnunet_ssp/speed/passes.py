@@ -13,6 +13,8 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
+from nnunet_ssp.methods import get_method
+
 SUPERVISED = "supervised"
 
 
@@ -67,18 +69,21 @@ def _dino_views(trainer: nnUNetTrainer) -> str:
     return f"2 global + {trainer.method.num_local_crops} local ({half})"
 
 
-PASSES: Dict[str, NetworkPasses] = {
-    SUPERVISED: NetworkPasses(lambda t: "1", lambda t, b: [b["data"]], _unet),
-    "mim": NetworkPasses(lambda t: "1 (masked)", lambda t, b: [b["views"][0]], _unet),
-    "simclr": NetworkPasses(lambda t: "2", lambda t, b: [torch.cat(b["views"][:2])], _encoder),
-    "pcl": NetworkPasses(lambda t: "2", lambda t, b: [torch.cat(b["views"][:2])], _encoder),
-    "dino": NetworkPasses(_dino_views, _dino_inputs, _teacher_and_student),
+SUPERVISED_PASSES = NetworkPasses(lambda t: "1", lambda t, b: [b["data"]], _unet)
+# by a method's `timed_passes` in the registry (nnunet_ssp.methods.registry)
+TIMED_PASSES: Dict[str, NetworkPasses] = {
+    "masked_unet": NetworkPasses(lambda t: "1 (masked)", lambda t, b: [b["views"][0]], _unet),
+    "encoder_two_views": NetworkPasses(lambda t: "2", lambda t, b: [torch.cat(b["views"][:2])], _encoder),
+    "teacher_and_student": NetworkPasses(_dino_views, _dino_inputs, _teacher_and_student),
 }
 
 
 def network_passes(trainer: nnUNetTrainer) -> NetworkPasses:
     """The bare passes of `trainer`'s step."""
     method = method_of(trainer)
-    if method not in PASSES:
-        raise KeyError(f"no bare network passes are defined for the method {method!r}")
-    return PASSES[method]
+    if method == SUPERVISED:
+        return SUPERVISED_PASSES
+    timed = get_method(method).timed_passes
+    if timed not in TIMED_PASSES:
+        raise KeyError(f"no bare network passes {timed!r} are defined (the method {method!r} asks for them)")
+    return TIMED_PASSES[timed]
