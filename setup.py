@@ -30,6 +30,6 @@ setup(
         "matplotlib>=3.6",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "lightly>=1.5"]},  # lightly: an oracle of the loss tests
     entry_points={"console_scripts": ["nnunet-ssp=nnunet_ssp.cli:main"]},
 )

@@ -1,37 +1,16 @@
-"""Shared fixtures: small plans-built networks, and a tiny preprocessed phantom dataset for trainer tests."""
+"""Shared fixtures: nnU-Net's data roots in a temporary folder, and a tiny preprocessed phantom dataset for trainer
+tests. Plain helpers (small networks, data builders, trainers) are in helpers.py."""
 
 import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from helpers import PHANTOM_DATASET_ID, PHANTOM_TEST_SUBJECTS, PHANTOM_TRAIN_SUBJECTS, PLANS
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long end-to-end runs (deselect with -m 'not slow')")
-
-
-def unet_kwargs(features=(8, 16, 32), num_input_channels=1):
-    """Architecture kwargs of a small 2D PlainConvUNet, in nnU-Net's plans format."""
-    n = len(features)
-    return {
-        "n_stages": n, "features_per_stage": list(features), "conv_op": "torch.nn.modules.conv.Conv2d",
-        "kernel_sizes": [[3, 3]] * n, "strides": [[1, 1]] + [[2, 2]] * (n - 1), "n_conv_per_stage": [2] * n,
-        "n_conv_per_stage_decoder": [2] * (n - 1), "conv_bias": True,
-        "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d", "norm_op_kwargs": {"eps": 1e-5, "affine": True},
-        "dropout_op": None, "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
-        "nonlin_kwargs": {"inplace": True},
-    }
-
-
-def build_unet(features=(8, 16, 32), num_input_channels=1, num_classes=4, **changes):
-    """A plans-style PlainConvUNet built by nnU-Net's own `get_network_from_plans`, `changes` made to its kwargs."""
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-    return get_network_from_plans(
-        "dynamic_network_architectures.architectures.unet.PlainConvUNet", {**unet_kwargs(features), **changes},
-        ["conv_op", "norm_op", "dropout_op", "nonlin"], num_input_channels, num_classes, allow_init=True,
-        deep_supervision=False)
 
 
 @pytest.fixture
@@ -48,11 +27,6 @@ def nnunet_env(tmp_path, monkeypatch):
     monkeypatch.setenv("nnUNet_def_n_proc", "1")
     monkeypatch.setenv("nnUNet_compile", "false")
     return roots
-
-
-PHANTOM_DATASET_ID = 501
-PHANTOM_TRAIN_SUBJECTS = 6
-PHANTOM_TEST_SUBJECTS = 2
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +47,7 @@ def phantom_roots(tmp_path_factory):
         generate_phantom(base / "cines", PHANTOM_TRAIN_SUBJECTS + PHANTOM_TEST_SUBJECTS, seed=3, image_size=48)
         convert_acdc(base / "cines", PHANTOM_DATASET_ID, name="Phantom", test_subjects=PHANTOM_TEST_SUBJECTS)
         plan_and_preprocess_cpu(PHANTOM_DATASET_ID, num_processes=1)
-        prepare_unlabeled(PHANTOM_DATASET_ID, base / "cines", plans_name="nnUNetPlansCPU", num_processes=1)
+        prepare_unlabeled(PHANTOM_DATASET_ID, base / "cines", plans_name=PLANS, num_processes=1)
     finally:
         for name, value in saved.items():
             if value is None:

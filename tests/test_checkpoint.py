@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import build_unet
+from helpers import build_unet
 from nnunet_ssp.checkpoint import load_checkpoint, load_pretrained_parts
 from nnunet_ssp.errors import InputError
 

@@ -19,48 +19,9 @@ from nnunet_ssp.converters.mnms import PhaseRow, read_phase_table
 from nnunet_ssp.converters.subject_splits import draw_test_subjects
 from nnunet_ssp.errors import InputError
 
-SHAPE = (4, 24, 24)  # z, y, x as numpy sees it
-FRAMES = 5
-SPACING = (1.5, 1.5, 8.0)
-
-# (subject, 1-based frame number) -> (image, label) arrays written by the fixture builders
-Written = Dict[Tuple[str, int], Tuple[np.ndarray, np.ndarray]]
-
+from helpers import FRAMES, SHAPE, SPACING, Written, cine_and_labels, make_acdc, write_image
 
 # ---------------------------------------------------------------- fixture builders
-def _write(array: np.ndarray, path: Path) -> None:
-    image = sitk.GetImageFromArray(array, isVector=False)
-    image.SetSpacing(SPACING + (1.0,) * (array.ndim - 3))
-    sitk.WriteImage(image, str(path), True)
-
-
-def _cine_and_labels(seed: int, labelled: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
-    """A random (t, z, y, x) cine and label maps with values 0..3 at the 0-based `labelled` frames only."""
-    rng = np.random.default_rng(seed)
-    cine = rng.integers(0, 500, (FRAMES,) + SHAPE).astype(np.int16)
-    labels = np.zeros((FRAMES,) + SHAPE, np.uint8)
-    for t in labelled:
-        labels[t] = rng.integers(0, 4, SHAPE)
-    return cine, labels
-
-
-def make_acdc(folder: Path, names: List[str], ed: int = 1, es: int = 4) -> Written:
-    """ACDC subject folders (4D cine, ED/ES frames with _gt, Info.cfg; frames numbered from 1) in `folder`."""
-    written = {}
-    for k, name in enumerate(names):
-        sub = folder / name
-        sub.mkdir(parents=True)
-        cine, labels = _cine_and_labels(k, (ed - 1, es - 1))
-        _write(cine, sub / f"{name}_4d.nii.gz")
-        for frame in (ed, es):
-            _write(cine[frame - 1], sub / f"{name}_frame{frame:02d}.nii.gz")
-            _write(labels[frame - 1], sub / f"{name}_frame{frame:02d}_gt.nii.gz")
-            written[name, frame] = cine[frame - 1], labels[frame - 1]
-        (sub / "Info.cfg").write_text(f"ED: {ed}\nES: {es}\nGroup: NOR\nHeight: 180\nNbFrame: {FRAMES}\n"
-                                      f"Weight: 80\n")
-    return written
-
-
 def make_mnms(folder: Path, names: List[str], ed: int = 0, es: int = 3) -> Tuple[Written, Path]:
     """M&Ms subject folders (4D cine and 4D labels) and the information CSV (0-based ED/ES) in `folder`."""
     written = {}
@@ -72,9 +33,9 @@ def make_mnms(folder: Path, names: List[str], ed: int = 0, es: int = 3) -> Tuple
         for k, name in enumerate(names):
             sub = folder / name
             sub.mkdir()
-            cine, labels = _cine_and_labels(10 + k, (ed, es))
-            _write(cine, sub / f"{name}_sa.nii.gz")
-            _write(labels, sub / f"{name}_sa_gt.nii.gz")
+            cine, labels = cine_and_labels(10 + k, (ed, es))
+            write_image(cine, sub / f"{name}_sa.nii.gz")
+            write_image(labels, sub / f"{name}_sa_gt.nii.gz")
             written.update({(name, t + 1): (cine[t], labels[t]) for t in (ed, es)})
             table.writerow([name, "Siemens", "A" if k % 2 else "B", str(k % 3 + 1), ed, es])
     return written, csv_file
@@ -317,13 +278,13 @@ def _break_acdc(tmp_path: Path, how: str) -> Tuple[List[str], Path]:
         named.write_text("ED: 1\nGroup: NOR\n")
     elif how == "label shape differs":
         named = sub / "patient003_frame04_gt.nii.gz"
-        _write(np.zeros((4, 20, 24), np.uint8), named)
+        write_image(np.zeros((4, 20, 24), np.uint8), named)
     elif how == "3D cine":
         named = sub / "patient003_4d.nii.gz"
-        _write(np.zeros(SHAPE, np.int16), named)
+        write_image(np.zeros(SHAPE, np.int16), named)
     elif how == "4D frame":
         named = sub / "patient003_frame01.nii.gz"
-        _write(np.zeros((FRAMES,) + SHAPE, np.int16), named)
+        write_image(np.zeros((FRAMES,) + SHAPE, np.int16), named)
     elif how == "ES beyond the cine":
         named = sub / "Info.cfg"
         named.write_text(f"ED: 1\nES: {FRAMES + 1}\n")
@@ -350,10 +311,10 @@ def _break_mnms(tmp_path: Path, how: str) -> Tuple[List[str], Path]:
         csv_file.write_text(csv_file.read_text().replace(",0,3", f",0,{FRAMES}"))
     elif how == "label shape differs":
         named = sub / "M003_sa_gt.nii.gz"
-        _write(np.zeros((FRAMES, 4, 24, 20), np.uint8), named)
+        write_image(np.zeros((FRAMES, 4, 24, 20), np.uint8), named)
     elif how == "3D cine":
         named = sub / "M003_sa.nii.gz"
-        _write(np.zeros(SHAPE, np.int16), named)
+        write_image(np.zeros(SHAPE, np.int16), named)
     elif how == "subject twice in CSV":
         named = csv_file
         csv_file.write_text(csv_file.read_text() + "M003,Siemens,A,1,0,2\n")

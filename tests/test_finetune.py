@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from nnunet_ssp.finetune import SILENT_DICE, silent_structures
-from test_pretrain import make_trainer
+
+from helpers import make_trainer, started_from_pretrained
 
 RECIPES = ["nnUNetTrainerSSPFinetune_lr1e2", "nnUNetTrainerSSPFinetune_warmup20pct_50epochs",
            "nnUNetTrainerSSPFinetune_freeze10pct", "nnUNetTrainerSSPFinetune_encLr0p1_decoderReinit",
@@ -94,21 +95,10 @@ def test_frozen_encoder_is_unchanged_for_k_epochs_then_updated(phantom_env, monk
     trainer.on_train_end()
 
 
-def _started_from_pretrained(name: str):
-    """A trainer started after all its weights were set to 0.5, standing in for -pretrained_weights."""
-    trainer = make_trainer(name, fold=0)
-    trainer.initialize()
-    with torch.no_grad():
-        for p in trainer.network.parameters():
-            p.fill_(0.5)
-    trainer.on_train_start()
-    return trainer
-
-
 def test_default_keeps_the_pretrained_encoder_only_and_never_reinitialises_on_resume(phantom_env, monkeypatch):
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     name = "nnUNetTrainerSSPFinetune_1epochs_2iters"
-    trainer = _started_from_pretrained(name)
+    trainer = started_from_pretrained(name)
     state = trainer.network.state_dict()
     assert all(torch.all(v == 0.5) for k, v in state.items() if k.startswith("encoder."))
     stage = state["decoder.stages.0.convs.0.conv.weight"]
@@ -125,7 +115,7 @@ def test_default_keeps_the_pretrained_encoder_only_and_never_reinitialises_on_re
 
 def test_decoder_transfer_keeps_the_pretrained_decoder(phantom_env, monkeypatch):
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    trainer = _started_from_pretrained("nnUNetTrainerSSPFinetune_decoderTransfer_1epochs_2iters")
+    trainer = started_from_pretrained("nnUNetTrainerSSPFinetune_decoderTransfer_1epochs_2iters")
     assert all(torch.all(v == 0.5) for v in trainer.network.state_dict().values() if v.is_floating_point())
     trainer.on_train_end()
 

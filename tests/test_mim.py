@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import build_unet
+from helpers import build_unet
 from nnunet_ssp.methods.mim import MaskedImageModelling, grid_mask, masked_mse
 
 

@@ -8,15 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PHANTOM_DATASET_ID
+from helpers import PHANTOM_DATASET_ID, PLANS, make_trainer
 
-PLANS = "nnUNetPlansCPU"
 METHOD_TRAINERS = ["nnUNetTrainerSSP_MIM", "nnUNetTrainerSSP_SimCLR", "nnUNetTrainerSSP_PCL", "nnUNetTrainerSSP_DINO"]
-
-
-def make_trainer(name: str, fold="all"):
-    from nnunetv2.run.run_training import get_trainer_from_args
-    return get_trainer_from_args(str(PHANTOM_DATASET_ID), "2d", fold, name, PLANS, device=torch.device("cpu"))
 
 
 @pytest.mark.parametrize("name", [*METHOD_TRAINERS, "nnUNetTrainerSSPFinetune", "nnUNetTrainerSSP_MIM_3epochs_7iters",

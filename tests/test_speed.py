@@ -5,12 +5,11 @@ import math
 
 import pytest
 
-from conftest import PHANTOM_DATASET_ID
+from helpers import PHANTOM_DATASET_ID, PLANS
 from nnunet_ssp.cli import main
 
-PLANS = "nnUNetPlansCPU"
-TRAINERS = ["nnUNetTrainer", "nnUNetTrainerSSP_MIM", "nnUNetTrainerSSP_SimCLR", "nnUNetTrainerSSP_PCL",
-            "nnUNetTrainerSSP_DINO"]
+TRAINERS = ["nnUNetTrainer", "nnUNetTrainerSSP_SimCLR", "nnUNetTrainerSSP_PCL", "nnUNetTrainerSSP_DINO",
+            "nnUNetTrainerSSP_MIM"]  # nnU-Net's, then the methods in registry order
 
 
 def _finite_ratios(ratios: dict) -> list:

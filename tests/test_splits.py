@@ -12,7 +12,8 @@ from nnunet_ssp.converters import convert_acdc, subject_of_case, write_subject_s
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.splits import SIDECAR_FILE, check_preprocessed, fold_index, make_splits, plan_label_folds
 from nnunet_ssp.unlabeled import prepare_unlabeled
-from test_convert import make_acdc
+
+from helpers import make_acdc
 
 NAME = "Dataset001_ACDC"
 

@@ -27,7 +27,7 @@ from nnunet_ssp.slices import labelled_case_slices
 from nnunet_ssp.unlabeled import REPORT_FILE, ManifestRow, prepare_unlabeled, read_manifest, unlabeled_pool_slices
 from nnunet_ssp.unlabeled.manifest import write_manifest
 
-PLANS = "nnUNetPlansCPU"
+from helpers import PLANS, SHARED
 DATASET = "Dataset001_ACDC"
 FRAMES = 6
 SHAPE = (5, 40, 36)  # z, y, x
@@ -43,9 +43,7 @@ _V = np.cross(_N, _U)
 TOWARD_APEX = np.stack([_U, _V, _N], axis=1)  # columns: the x, y and slice axes in world coordinates
 TOWARD_BASE = np.stack([_U, -_V, -_N], axis=1)
 
-SHARED = next((p for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")) if p.is_dir()),
-              None)
-SUNNYBROOK = SHARED / "data" / "sunnybrook-cine-5" if SHARED else None
+SUNNYBROOK = SHARED / "data" / "sunnybrook-cine-5"
 
 
 # ---------------------------------------------------------------- image builders
@@ -474,7 +472,7 @@ def test_pool_is_kept_unless_the_plans_preprocess_differently(env, tmp_path, cha
 
 
 # ---------------------------------------------------------------- real cines
-@pytest.mark.skipif(SUNNYBROOK is None or not SUNNYBROOK.is_dir(), reason="shared Sunnybrook cines not present")
+@pytest.mark.skipif(not SUNNYBROOK.is_dir(), reason="shared Sunnybrook cines not present")
 def test_sunnybrook_cine_apex_is_where_the_lv_gets_small(env):
     """Geometry puts SCD0000201's apex at its low slice indices, where its LV cavity labels are small."""
     subject = "SCD0000201"

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from conftest import build_unet
+from helpers import build_unet, started_from_pretrained
 from nnunet_ssp.weight_scale import filter_norms, normed_convs, rescale_to_fresh_norm
-from test_finetune import _started_from_pretrained
 
 
 def _filter_norms(network) -> dict:
@@ -40,7 +39,7 @@ def test_rescaling_refuses_a_norm_that_would_change_the_function_and_changes_not
 
 def test_fresh_norm_variant_rescales_the_pretrained_encoder_at_the_start(phantom_env, monkeypatch):
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    trainer = _started_from_pretrained("nnUNetTrainerSSPFinetune_freshNorm_1epochs_2iters")
+    trainer = started_from_pretrained("nnUNetTrainerSSPFinetune_freshNorm_1epochs_2iters")
     state = trainer.network.state_dict()
     assert all(torch.all(v == 0.5) for k, v in state.items() if k.startswith("encoder.") and ".norm." in k)
     weight = state["encoder.stages.0.0.convs.1.conv.weight"]  # all 0.5 before: filter norm 0.5 * sqrt(32 * 9) = 8.5
