@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Tuple
 
 from nnunet_ssp.benchmark import BenchmarkSettings, run_benchmark
-from nnunet_ssp.benchmark.grid import BASELINE, PRETRAIN, Layout, plan_runs
+from nnunet_ssp.benchmark.grid import BASELINE, PRETRAIN, plan_runs
+from nnunet_ssp.benchmark.layout import Layout
 from nnunet_ssp.converters import case_id, convert_acdc
 from nnunet_ssp.converters.acdc import INFO_FILE
 from nnunet_ssp.converters.common import CINES_FILE, FILE_ENDING, TEST

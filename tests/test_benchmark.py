@@ -18,12 +18,14 @@ from scipy.stats import wilcoxon
 from nnunet_ssp.benchmark import BenchmarkSettings, Layout, pending_runs, plan_runs, report_from_csv, run_benchmark
 from nnunet_ssp.benchmark.curves import read_curves_csv
 from nnunet_ssp.benchmark import markers
-from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINETUNE, train_command
+from nnunet_ssp.benchmark.grid import FINETUNE
+from nnunet_ssp.benchmark.layout import CHECKPOINTS
 from nnunet_ssp.benchmark.markers import (TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, train_record, train_state,
                                           write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES, line_styles, render_seed_tests, with_structure_means
 from nnunet_ssp.benchmark.seed_tests import seed_tests
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
+from nnunet_ssp.benchmark.steps import train_command
 from nnunet_ssp.benchmark.runner import (LOG_FILE, EvaluationSet, RunFailedError, call_logged, default_output_folder,
                                          evaluation_set, prepare_steps)
 from nnunet_ssp.cli import main

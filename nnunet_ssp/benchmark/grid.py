@@ -1,4 +1,4 @@
-"""The benchmark grid: its settings, its runs, where each run's files live, and the nnU-Net command of each step.
+"""The benchmark grid: its settings, its runs and their trainer names (files: `layout`, commands: `steps`).
 
 Runs, in the order they are done:
 - `pretrain_<method>`: `nnUNetv2_train D 2d P -tr nnUNetTrainerSSP_<M>[_<E>epochs][_<I>iters]`, once per method, on
@@ -13,19 +13,13 @@ each method is pretrained once per pretraining variant and fine-tuned per fine-t
 results name it `<method>[.<pretraining variant>][+<fine-tuning variant>]`, e.g. `mim.mask60+decoderTransfer_n1_s0`,
 and every recipe is compared against the one baseline per size and seed.
 
-nnU-Net names its output folder after trainer, plans and fold only, so the fine-tuning runs of different methods
-would share one folder. Each method (and the baseline) therefore gets its own nnU-Net results root,
-`<out>/models/<method>[.<pretraining variant>]`, passed to the subprocesses as `nnUNet_results`.
 """
 
 import re
 import shlex
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
-
-from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
 
 from nnunet_ssp.defaults import DEFAULT_RECIPE
 from nnunet_ssp.errors import InputError
@@ -34,8 +28,6 @@ from nnunet_ssp.methods import get_method, method_names
 BASELINE = "baseline"
 PRETRAIN, FINETUNE = "pretrain", "finetune"
 CONFIGURATION = "2d"
-FINAL_CHECKPOINT = "checkpoint_final.pth"
-CHECKPOINTS = (FINAL_CHECKPOINT, "checkpoint_latest.pth", "checkpoint_best.pth")  # what nnUNetv2_train --c reads
 FINETUNE_TRAINER = "nnUNetTrainerSSPFinetune"
 BASELINE_TRAINER = "nnUNetTrainer"
 VARIANT_PATTERN = re.compile(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*")
@@ -127,58 +119,6 @@ class Run:
                 f"({self.trainer})")
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where a benchmark keeps its files, below `out`."""
-    out: Path
-    dataset_name: str
-    plans: str
-
-    def results_root(self, run: Run) -> Path:
-        """The nnU-Net results root of a run's subprocesses: one per pretraining (shared by the fine-tunings that
-        start from it), and one for the baseline."""
-        owner = run.pretraining if run.kind == FINETUNE else run
-        return self.out / "models" / owner.label
-
-    def model_folder(self, run: Run) -> Path:
-        """nnU-Net's output folder of a run (fold_X below the results root)."""
-        return (self.results_root(run) / self.dataset_name /
-                convert_trainer_plans_config_to_identifier(run.trainer, self.plans, CONFIGURATION) / f"fold_{run.fold}")
-
-    def checkpoint(self, run: Run) -> Path:
-        """The final checkpoint nnU-Net writes for a run."""
-        return self.model_folder(run) / FINAL_CHECKPOINT
-
-    def run_folder(self, run: Run) -> Path:
-        """The run's own folder: step logs, predictions, evaluation summary, finished marker."""
-        return self.out / "runs" / run.name
-
-    def predictions(self, run: Run) -> Path:
-        return self.run_folder(run) / "predictions"
-
-    def summary(self, run: Run) -> Path:
-        """nnU-Net's evaluation summary of the test predictions."""
-        return self.run_folder(run) / "summary.json"
-
-    def marker(self, run: Run) -> Path:
-        """The file whose presence (with matching content) marks the run finished."""
-        return self.run_folder(run) / "done.json"
-
-    def train_record(self, run: Run) -> Path:
-        """The file that says the run's training started, or finished, while the run is not finished."""
-        return self.run_folder(run) / "train.json"
-
-    def log(self, run: Run, step: str) -> Path:
-        return self.run_folder(run) / f"{step}.log"
-
-    def outputs(self, run: Run) -> Dict[str, Path]:
-        """The files a finished run has left."""
-        files = {"checkpoint": self.checkpoint(run)}
-        if run.kind != PRETRAIN:
-            files["summary"] = self.summary(run)
-        return files
-
-
 def schedule_suffix(epochs: Optional[int], iters: Optional[int]) -> str:
     """`_<E>epochs_<I>iters`, leaving out what is None (the trainer's own default)."""
     return (f"_{epochs}epochs" if epochs else "") + (f"_{iters}iters" if iters else "")
@@ -238,34 +178,3 @@ def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int],
                          pretraining[m, pv])
                      for m in settings.methods for pv in pretrain_variants for fv in finetune_variants]
     return runs
-
-
-def nnunet_executable(name: str) -> str:
-    """An nnU-Net console script: the one beside this Python if it is there, else the name for the PATH."""
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.is_file() else name
-
-
-def train_command(run: Run, layout: Layout, device: str, pretrained: Optional[Path], resume: bool) -> List[str]:
-    """`nnUNetv2_train` for a run: continuing its own checkpoint with `--c`, else from `pretrained` if given."""
-    argv = [nnunet_executable("nnUNetv2_train"), layout.dataset_name, CONFIGURATION, str(run.fold),
-            "-p", layout.plans, "-tr", run.trainer, "-device", device]
-    if resume:
-        return argv + ["--c"]
-    return argv + (["-pretrained_weights", str(pretrained)] if pretrained is not None else [])
-
-
-def predict_command(run: Run, layout: Layout, device: str, images: Path, processes: int) -> List[str]:
-    """`nnUNetv2_predict` of the test images with the run's final checkpoint."""
-    return [nnunet_executable("nnUNetv2_predict"), "-i", str(images), "-o", str(layout.predictions(run)),
-            "-d", layout.dataset_name, "-c", CONFIGURATION, "-p", layout.plans, "-tr", run.trainer,
-            "-f", str(run.fold), "-chk", FINAL_CHECKPOINT, "-device", device, "-npp", str(processes),
-            "-nps", str(processes), "--disable_progress_bar"]
-
-
-def evaluate_command(run: Run, layout: Layout, labels: Path, processes: int) -> List[str]:
-    """`nnUNetv2_evaluate_folder` of the run's predictions against the test labels (3D Dice per structure)."""
-    predictions = layout.predictions(run)
-    return [nnunet_executable("nnUNetv2_evaluate_folder"), str(labels), str(predictions),
-            "-djfile", str(predictions / "dataset.json"), "-pfile", str(predictions / "plans.json"),
-            "-o", str(layout.summary(run)), "-np", str(processes)]

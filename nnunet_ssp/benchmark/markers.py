@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from nnunet_ssp.atomic import write_json
-from nnunet_ssp.benchmark.grid import CHECKPOINTS, FINAL_CHECKPOINT, FINETUNE, PRETRAIN, Layout, Run
+from nnunet_ssp.benchmark.grid import FINETUNE, PRETRAIN, Run
+from nnunet_ssp.benchmark.layout import Layout
 from nnunet_ssp.defaults import FINETUNE_RECIPE_VERSION
 from nnunet_ssp.methods import get_method
 
@@ -111,7 +112,6 @@ def train_state(run: Run, layout: Layout) -> str:
     record = train_record(run, layout)
     if record is None:
         return TRAIN_NOT_STARTED
-    model = layout.model_folder(run)
     if record.get("finished"):
-        return TRAIN_FINISHED if (model / FINAL_CHECKPOINT).is_file() else TRAIN_NOT_STARTED
-    return TRAIN_INTERRUPTED if any((model / name).is_file() for name in CHECKPOINTS) else TRAIN_NOT_STARTED
+        return TRAIN_FINISHED if layout.checkpoint(run).is_file() else TRAIN_NOT_STARTED
+    return TRAIN_INTERRUPTED if any(path.is_file() for path in layout.checkpoints(run)) else TRAIN_NOT_STARTED

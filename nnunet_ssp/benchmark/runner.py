@@ -41,12 +41,13 @@ from tqdm import tqdm
 from nnunet_ssp.atomic import atomic_dir, write_json
 from nnunet_ssp.audit import audit_dataset
 from nnunet_ssp.benchmark.curves import CURVES_FILE, curve_points, write_curves_csv
-from nnunet_ssp.benchmark.grid import (CHECKPOINTS, FINETUNE, PRETRAIN, BenchmarkSettings, Layout, Run,
-                                       evaluate_command, plan_runs, predict_command, train_command)
+from nnunet_ssp.benchmark.grid import FINETUNE, PRETRAIN, BenchmarkSettings, Run, plan_runs
+from nnunet_ssp.benchmark.layout import Layout
 from nnunet_ssp.benchmark.markers import (TRAIN_FINISHED, TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, finished_runs,
                                           pending_runs, train_record, train_state, write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import SETTINGS_FILE, BenchmarkReport, report_from_csv
 from nnunet_ssp.benchmark.results import rows_from_summary, write_results_csv
+from nnunet_ssp.benchmark.steps import evaluate_command, predict_command, train_command
 from nnunet_ssp.environment import environment_exports
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.labels import structure_names
@@ -183,8 +184,8 @@ def prepare_steps(run: Run, layout: Layout, device: str, evaluation: EvaluationS
     steps = {}
     state = train_state(run, layout)
     if state == TRAIN_NOT_STARTED:
-        for name in CHECKPOINTS:
-            (layout.model_folder(run) / name).unlink(missing_ok=True)
+        for path in layout.checkpoints(run):
+            path.unlink(missing_ok=True)
     if state != TRAIN_FINISHED:
         pretrained = layout.checkpoint(run.pretraining) if run.pretraining else None
         steps["train"] = train_command(run, layout, device, pretrained, resume=state == TRAIN_INTERRUPTED)
