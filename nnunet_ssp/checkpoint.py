@@ -14,6 +14,8 @@ from nnunet_ssp.errors import InputError
 from nnunet_ssp.methods.base import DECODER, ENCODER
 
 SSP_RECORD_VERSION = 1
+# numpy scalars nnU-Net's own trainer keeps in a checkpoint's log; everything else loads as tensors and plain values
+NNUNET_NUMPY_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
 
 
 def plain(obj: Any) -> Any:
@@ -36,11 +38,13 @@ def save_checkpoint(checkpoint: dict, filename: str) -> None:
 
 
 def load_checkpoint(filename: str, map_location: Union[str, torch.device] = "cpu") -> dict:
-    """Load a checkpoint with `weights_only=True`; a missing, truncated or foreign file raises InputError."""
+    """Load a checkpoint with `weights_only=True` (nnU-Net's logged numpy scalars allowed); a missing, truncated or
+    foreign file raises InputError."""
     if not os.path.isfile(filename):
         raise InputError(f"{filename} does not exist.")
     try:
-        checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(NNUNET_NUMPY_GLOBALS):
+            checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"{filename} is not a readable checkpoint (truncated or not a safe torch file: "

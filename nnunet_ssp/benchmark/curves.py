@@ -13,18 +13,14 @@ from pathlib import Path
 from statistics import median
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-import numpy as np
-import torch
-
 from nnunet_ssp.benchmark.grid import BASELINE
 from nnunet_ssp.benchmark.results import csv_rows, write_csv
+from nnunet_ssp.checkpoint import load_checkpoint
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.variants import ITERATIONS_TOKEN, find_token
 
 CURVES_FILE = "curves.csv"
 NNUNET_ITERATIONS_PER_EPOCH = 250  # nnUNetTrainer.num_iterations_per_epoch
-# numpy scalars nnU-Net's logger keeps in the checkpoint; everything else loads as plain tensors and lists
-_NUMPY_SCALARS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,7 @@ def validation_curve(checkpoint: Path) -> List[float]:
     """The EMA pseudo-Dice after each epoch, from the log nnU-Net keeps in a checkpoint (loaded weights_only)."""
     try:
         return list(_logged_curve(str(checkpoint), Path(checkpoint).stat().st_mtime_ns))
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as e:
+    except (OSError, InputError, KeyError, TypeError, ValueError) as e:
         raise InputError(f"{checkpoint} holds no readable nnU-Net training log ({type(e).__name__}).") from None
 
 
@@ -71,8 +67,7 @@ def validation_curve(checkpoint: Path) -> List[float]:
 def _logged_curve(checkpoint: str, mtime_ns: int) -> Tuple[float, ...]:
     """`validation_curve` of one version of a file: the runner rewrites curves.csv after every run of a grid, and
     loads each checkpoint only once."""
-    with torch.serialization.safe_globals(_NUMPY_SCALARS):
-        logged = torch.load(checkpoint, map_location="cpu", weights_only=True)["logging"]["ema_fg_dice"]
+    logged = load_checkpoint(checkpoint)["logging"]["ema_fg_dice"]
     return tuple(float(v) for v in logged)
 
 
