@@ -16,7 +16,6 @@ checkpoint cadence and `--c`; the differences:
   around the U-Net.
 """
 
-import json
 import time
 from typing import Dict, List, Sequence, Tuple
 
@@ -48,7 +47,7 @@ from nnunet_ssp.slice_loader import SSPSliceLoader
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
 from nnunet_ssp.ssp_progress import plot_ssp_progress
 from nnunet_ssp.subjects import dataset_subject_rule
-from nnunet_ssp.unlabeled import MANIFEST_FILE, REPORT_FILE, pool_folder, unlabeled_pool_slices
+from nnunet_ssp.unlabeled import MANIFEST_FILE, pool_flips_base_apex, pool_folder, unlabeled_pool_slices
 
 
 class nnUNetTrainerSSP(nnUNetTrainer):
@@ -137,7 +136,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         tr_keys, val_keys = self.do_split()
         transpose = self.plans_manager.transpose_forward
         pool = pool_folder(self.preprocessed_dataset_folder_base, self.configuration_manager.data_identifier)
-        flip = self._pool_flip(pool)
+        flip = pool_flips_base_apex(pool)
         rule = dataset_subject_rule(self.preprocessed_dataset_folder_base).subject_and_frame
         labelled = labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose, flip, rule)
         val = labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose, flip, rule)
@@ -156,18 +155,6 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             raise InputError(f"{pool / MANIFEST_FILE if self.ssp_data == 'pool' else self.preprocessed_dataset_folder} "
                              f"holds no slice of a training subject to pretrain on.")
         return train, val
-
-    @staticmethod
-    def _pool_flip(pool) -> bool:
-        """Whether the pool was prepared with --flip-base-apex (the labelled cases must follow it)."""
-        report = pool / REPORT_FILE
-        if not report.is_file():
-            return False
-        try:
-            return bool(json.loads(report.read_text())["flip_base_apex"])
-        except (ValueError, KeyError, TypeError):
-            raise InputError(f"{report} is not a report of prepare-unlabeled (no readable flip_base_apex); "
-                             f"run prepare-unlabeled again.") from None
 
     def get_dataloaders(self):
         patch_size = self.configuration_manager.patch_size

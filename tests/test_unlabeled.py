@@ -24,7 +24,8 @@ from nnunet_ssp.errors import InputError
 from nnunet_ssp.locking import LOCK_FILE, folder_lock
 from nnunet_ssp.positions import runs_base_to_apex
 from nnunet_ssp.slices import labelled_case_slices
-from nnunet_ssp.unlabeled import REPORT_FILE, ManifestRow, prepare_unlabeled, read_manifest, unlabeled_pool_slices
+from nnunet_ssp.unlabeled import (REPORT_FILE, ManifestRow, pool_flips_base_apex, prepare_unlabeled, read_manifest,
+                                  unlabeled_pool_slices)
 from nnunet_ssp.unlabeled.manifest import write_manifest
 
 from helpers import PLANS, SHARED
@@ -213,10 +214,12 @@ def test_manifest_counts_positions_and_the_slice_table(env):
 
 def test_flip_rewrites_positions_without_preprocessing_again(env):
     prepare(env["acdc"])
+    assert not pool_flips_base_apex(env["pool"])
     before = {(r.case, r.z): r.position for r in read_manifest(env["pool"])}
     mtime = (env["pool"] / "patient001_t000.b2nd").stat().st_mtime_ns
     flipped = prepare(env["acdc"], flip_base_apex=True)
     assert flipped.prepared == [] and (env["pool"] / "patient001_t000.b2nd").stat().st_mtime_ns == mtime
+    assert pool_flips_base_apex(env["pool"])  # what pretraining reads to flip the labelled cases alike
     after = {(r.case, r.z): r.position for r in read_manifest(env["pool"])}
     assert after.keys() == before.keys()
     assert all(abs(after[k] - (1 - before[k])) < 1e-12 for k in before)

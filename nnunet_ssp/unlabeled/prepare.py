@@ -232,6 +232,18 @@ def _previous_settings(folder: Path, settings: dict) -> dict:
     return previous
 
 
+def pool_flips_base_apex(folder: Path) -> bool:
+    """Whether the pool in `folder` was prepared with --flip-base-apex (the labelled cases must follow it)."""
+    report = folder / REPORT_FILE
+    if not report.is_file():
+        return False
+    try:
+        return bool(load_json(str(report))["flip_base_apex"])
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{report} is not a report of prepare-unlabeled (no readable flip_base_apex); "
+                         f"run prepare-unlabeled again.") from None
+
+
 def _manifest_by_case(folder: Path) -> Dict[str, List[ManifestRow]]:
     """The rows of the pool's current manifest by case ({} when there is none)."""
     try:
