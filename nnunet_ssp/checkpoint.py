@@ -18,12 +18,12 @@ SSP_RECORD_VERSION = 1
 NNUNET_NUMPY_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
 
 
-def plain(obj: Any) -> Any:
+def without_numpy(obj: Any) -> Any:
     """`obj` with numpy scalars and arrays turned into Python numbers and lists, so `weights_only` loads it."""
     if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
+        return {k: without_numpy(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(plain(v) for v in obj)
+        return type(obj)(without_numpy(v) for v in obj)
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):

@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_ssp import __version__
 from nnunet_ssp.atomic import write_json
-from nnunet_ssp.checkpoint import SSP_RECORD_VERSION, load_checkpoint, plain, save_checkpoint
+from nnunet_ssp.checkpoint import SSP_RECORD_VERSION, load_checkpoint, save_checkpoint, without_numpy
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.methods import METHODS, Method, get_method_class, method_of_trainer
 from nnunet_ssp.methods.base import SSPModel
@@ -274,7 +274,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             "trainer": self.__class__.__name__,
             "trained_parts": list(self.method_class.trained_parts),
             "architecture": {"network_class_name": cm.network_arch_class_name,
-                             "arch_kwargs": plain(cm.network_arch_init_kwargs),
+                             "arch_kwargs": without_numpy(cm.network_arch_init_kwargs),
                              "arch_kwargs_requires_import": list(cm.network_arch_init_kwargs_req_import)},
             "dataset_name": self.plans_manager.dataset_name,
             "plans_name": self.plans_manager.plans_name,
@@ -286,7 +286,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             "num_input_channels": int(self.num_input_channels),
             "data": {"sources": list(table.folders) if table else [], "num_slices": len(table) if table else 0,
                      "subjects": table.subjects() if table else []},
-            "hyperparameters": plain(self.hyperparameters()),
+            "hyperparameters": without_numpy(self.hyperparameters()),
             "resume": {"method_state": self.method.state_dict(), "history": self.ssp_history},
         }
 
@@ -300,12 +300,12 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             "network_weights": self.network.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "grad_scaler_state": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
-            "logging": plain(self.logger.get_checkpoint()),
-            "_best_ema": plain(self._best_ema),
+            "logging": without_numpy(self.logger.get_checkpoint()),
+            "_best_ema": without_numpy(self._best_ema),
             "current_epoch": self.current_epoch + 1,
-            "init_args": plain(self.my_init_kwargs),
+            "init_args": without_numpy(self.my_init_kwargs),
             "trainer_name": self.__class__.__name__,
-            "inference_allowed_mirroring_axes": plain(self.inference_allowed_mirroring_axes),
+            "inference_allowed_mirroring_axes": without_numpy(self.inference_allowed_mirroring_axes),
             "ssp": self.ssp_record(),
         }
         save_checkpoint(checkpoint, filename)

@@ -113,7 +113,7 @@ def _setter(token: str, base: type) -> Optional[Tuple[re.Pattern, Callable]]:
     return None
 
 
-def schedule_variant(name: str) -> Optional[Type]:
+def variant_class(name: str) -> Optional[Type]:
     """The trainer class called `name`, made from its base and tokens; None if the name is not a variant."""
     if name in _cache:
         return _cache[name]
@@ -148,7 +148,7 @@ def trainer_class(name: str) -> Optional[Type]:
     if method is not None:
         from nnunet_ssp.pretrain import pretraining_trainer_class
         return pretraining_trainer_class(method)
-    return schedule_variant(name)
+    return variant_class(name)
 
 
 def __getattr__(name: str) -> type:

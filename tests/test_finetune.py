@@ -29,8 +29,8 @@ def test_recipe_variants_resolve_through_ext_trainer(nnunet_env, name):
                                   "nnUNetTrainerSSPFinetune_poolOnly", "nnUNetTrainerSSP_DINO_sspAug",
                                   "nnUNetTrainerSSPFinetune_decoderReinit_decoderTransfer"])
 def test_tokens_that_do_not_apply_make_no_trainer(nnunet_env, name):
-    from nnunet_ssp.variants import schedule_variant
-    assert schedule_variant(name) is None
+    from nnunet_ssp.variants import variant_class
+    assert variant_class(name) is None
 
 
 def test_tokens_set_the_settings(phantom_env):

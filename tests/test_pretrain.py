@@ -31,7 +31,7 @@ def test_names_that_are_not_variants_are_not_trainers(nnunet_env, name):
         recursive_find_trainer_class_by_name(name)
 
 
-def test_schedule_variant_sets_epochs_and_iterations(phantom_env):
+def test_a_variant_sets_epochs_and_iterations(phantom_env):
     trainer = make_trainer("nnUNetTrainerSSP_PCL_3epochs_7iters")
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (3, 7, 1)
     assert (trainer.initial_lr, trainer.weight_decay) == (0.01, 1e-5)

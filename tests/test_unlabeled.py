@@ -300,7 +300,7 @@ def test_throughput_benchmark_dataset_is_one_nnunet_reads(tmp_path):
     """The scratch dataset of the throughput benchmark: every frame a labelled case, listed by nnU-Net itself."""
     from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-    from nnunet_ssp.unlabeled.benchmark import DATASET, write_frames_dataset
+    from nnunet_ssp.unlabeled.throughput import DATASET, write_frames_dataset
     cine = write_image(make_cine(0, frames=3), tmp_path / "in" / "s1_4d.nii.gz")
     write_frames_dataset([cine], tmp_path / "raw")
     folder = tmp_path / "raw" / DATASET

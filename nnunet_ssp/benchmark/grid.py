@@ -142,12 +142,12 @@ def variant_trainer(base: str, variant: str, epochs: Optional[int], iters: Optio
     """
     if variant == DEFAULT_RECIPE:
         return base + schedule_suffix(epochs, iters)
-    from nnunet_ssp.variants import EPOCHS_TOKEN, ITERATIONS_TOKEN, find_token, schedule_variant
+    from nnunet_ssp.variants import EPOCHS_TOKEN, ITERATIONS_TOKEN, find_token, variant_class
 
     epochs, iters = (None if find_token(variant, pattern) else value
                      for pattern, value in ((EPOCHS_TOKEN, epochs), (ITERATIONS_TOKEN, iters)))
     name = f"{base}_{variant}{schedule_suffix(epochs, iters)}"
-    if schedule_variant(name) is None:
+    if variant_class(name) is None:
         raise InputError(f"{name} is no trainer: a token of {variant!r} is unknown, repeated, or does not apply to "
                          f"{base} (see nnunet_ssp.variants).")
     return name

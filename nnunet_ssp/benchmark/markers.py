@@ -2,8 +2,8 @@
 
 A run counts as finished when its marker exists, describes the same run (dataset, plans, trainer, fold and, for a
 fine-tuning, the path, size and modification time of the pretraining checkpoint it started from, and the version of
-the trainer's defaults, `defaults.FINETUNE_RECIPE_VERSION` or the method's `recipe_version` in `nnunet_ssp.methods.registry`), every output it lists
-(final checkpoint, evaluation summary) still exists, and its pretraining run is finished too. Deleting a marker, or
+the trainer's defaults, `defaults.FINETUNE_RECIPE_VERSION` or the method's `recipe_version` in the registry), every
+output it lists (final checkpoint, evaluation summary) still exists, and its pretraining run is finished too. Deleting a marker, or
 an output, makes the run pending again; a marker of other settings (another schedule in the same folder) does too,
 and so does a pretraining done again (a new checkpoint) for every fine-tuning that started from it, and a run made
 before its trainer's defaults changed.

@@ -2,7 +2,7 @@
 
 Every frame of the cines becomes a labelled training case `<subject>_frameYY` of a scratch dataset (label: a box,
 so nnU-Net can plan), nnU-Net plans it, then both commands run as subprocesses, alternately, and are timed end to
-end (wall clock, start-up included). Run: `python -m nnunet_ssp.unlabeled.benchmark CINES WORKDIR [-np N]`.
+end (wall clock, start-up included). Run: `python -m nnunet_ssp.unlabeled.throughput CINES WORKDIR [-np N]`.
 """
 
 import argparse
@@ -51,7 +51,7 @@ def write_frames_dataset(cines: List[Path], raw: Path) -> None:
     generate_dataset_json(str(folder), channel_names={0: CHANNEL_NAME}, labels={"background": 0, "box": 1},
                           num_training_cases=frames, file_ending=FILE_ENDING, dataset_name=DATASET,
                           description="Every frame of the cines as a labelled case, to time preprocessing against "
-                                      "prepare-unlabeled (nnunet_ssp.unlabeled.benchmark).",
+                                      "prepare-unlabeled (nnunet_ssp.unlabeled.throughput).",
                           converted_by="nnunet-ssp")
 
 
@@ -63,7 +63,7 @@ def _timed(command: List[str], env: Dict[str, str]) -> Tuple[float, float]:
     return time.perf_counter() - start, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def benchmark(cine_dir: Path, work_dir: Path, num_processes: int = 2, repeats: int = 2) -> dict:
+def measure_throughput(cine_dir: Path, work_dir: Path, num_processes: int = 2, repeats: int = 2) -> dict:
     """Frames per second (best wall clock of `repeats`) and CPU seconds of nnUNetv2_preprocess and prepare-unlabeled."""
     cines = find_images(Path(cine_dir).resolve(), DEFAULT_PATTERNS)
     roots = {name: Path(work_dir).resolve() / name for name in ("nnUNet_raw", "nnUNet_preprocessed",
@@ -103,5 +103,5 @@ if __name__ == "__main__":
     parser.add_argument("-np", "--num-processes", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     arguments = parser.parse_args()
-    print(json.dumps(benchmark(arguments.cines, arguments.work_dir, arguments.num_processes, arguments.repeats),
-                     indent=2))
+    result = measure_throughput(arguments.cines, arguments.work_dir, arguments.num_processes, arguments.repeats)
+    print(json.dumps(result, indent=2))

@@ -237,11 +237,11 @@ def _time_round(run: _Run, index: int, device: torch.device) -> None:
 
 
 def _prepare_speed(settings: SpeedSettings, cines: Path) -> dict:
-    """prepare-unlabeled against nnUNetv2_preprocess on every frame of `cines` (nnunet_ssp.unlabeled.benchmark)."""
-    from nnunet_ssp.unlabeled.benchmark import benchmark
+    """prepare-unlabeled against nnUNetv2_preprocess on every frame of `cines` (nnunet_ssp.unlabeled.throughput)."""
+    from nnunet_ssp.unlabeled.throughput import measure_throughput
 
     with tempfile.TemporaryDirectory(prefix="nnunet_ssp_speed_") as work:
-        return benchmark(cines, Path(work), settings.prepare_processes, settings.prepare_repeats)
+        return measure_throughput(cines, Path(work), settings.prepare_processes, settings.prepare_repeats)
 
 
 def _measure_trainers(runs: List[_Run], names: List[str], settings: SpeedSettings, device: torch.device,
