@@ -58,3 +58,27 @@ def test_bad_schedule_arguments_are_refused():
         EpochLRSchedule(_optimizer(), 0.01, 10, decay="step")
     with pytest.raises(ValueError, match="warmup_epochs"):
         EpochLRSchedule(_optimizer(), 0.01, 10, warmup_epochs=10)
+
+
+# (decay, warm-up epochs, final rate, peak) -> the rate of each of 10 epochs, as the schedules gave them when they were
+# written by hand, before warm-up and poly decay became nnU-Net's own schedulers
+PINNED_CURVES = {
+    ("poly", 0, 0.0, 0.01): [0.01, 0.00909532576083, 0.00818052146051, 0.00725417846937, 0.00631445867489,
+                             0.00535886731268, 0.00438383290554, 0.00338383461902, 0.00234923788618, 0.00125892541179],
+    ("poly", 3, 0.0, 0.01): [0.0025, 0.005, 0.0075, 0.01, 0.00870458136859, 0.0073872835295, 0.00604318314479,
+                             0.00466466965667, 0.00323846166192, 0.00173544863434],
+    ("cosine", 0, 0.0, 0.1): [0.1, 0.0975528258148, 0.0904508497187, 0.0793892626146, 0.0654508497187, 0.05,
+                              0.0345491502813, 0.0206107373854, 0.00954915028125, 0.00244717418524],
+    ("cosine", 2, 1e-6, 0.05): [0.0166666666667, 0.0333333333333, 0.05, 0.048097026373, 0.0426778159763,
+                                0.0345673944674, 0.0250005, 0.0154336055326, 0.00732318402373, 0.00190397362698],
+}
+
+
+@pytest.mark.parametrize("case", PINNED_CURVES)
+def test_learning_rate_curves_stay_as_pinned(case):
+    decay, warmup, final, peak = case
+    optimizer = _optimizer((1.0, 0.1))
+    schedule = EpochLRSchedule(optimizer, peak, 10, warmup, decay, final)
+    for epoch, expected in enumerate(PINNED_CURVES[case]):
+        schedule.step(epoch)
+        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([expected, 0.1 * expected], rel=1e-10)
