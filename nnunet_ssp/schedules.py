@@ -1,30 +1,19 @@
 """Per-epoch learning-rate schedules with nnU-Net's `step(epoch)` interface that keep per-group ratios.
 
-nnU-Net's `PolyLRScheduler` writes one rate into every parameter group. These schedules compute one base rate
-per epoch and give each group `base * group.get("lr_scale", 1.0)`, so an encoder can run at a fixed fraction of the
-rest through warm-up and decay (fine-tuning's `encLr0p<D>`).
+nnU-Net's schedulers write one rate into every parameter group. `EpochLRSchedule` runs them (warm-up, poly decay),
+or a cosine decay nnU-Net lacks, and gives each group that rate times `group.get("lr_scale", 1.0)`, so an encoder
+can run at a fixed fraction of the rest through warm-up and decay (fine-tuning's `encLr0p<D>`).
 """
 
 import math
 
+from nnunetv2.training.lr_scheduler.warmup import Lin_incr_LRScheduler, PolyLRScheduler_offset
 from torch.optim import Optimizer
 
 
 def warmup_length(fraction: float, num_epochs: int, at_least: int = 0) -> int:
     """Warm-up epochs for a run of `num_epochs`: round(fraction * num_epochs), at least `at_least`, < num_epochs."""
     return max(0, min(max(at_least, round(fraction * num_epochs)), num_epochs - 1))
-
-
-def warmup_factor(epoch: int, warmup_epochs: int) -> float:
-    """Linear warm-up multiplier: (epoch + 1) / (warmup_epochs + 1) during warm-up, then 1."""
-    if epoch >= warmup_epochs:
-        return 1.0
-    return (epoch + 1) / (warmup_epochs + 1)
-
-
-def poly_rate(epoch: int, num_epochs: int, peak_lr: float, exponent: float = 0.9) -> float:
-    """nnU-Net's polynomial decay: peak * (1 - epoch / num_epochs) ** exponent."""
-    return peak_lr * (1 - epoch / num_epochs) ** exponent
 
 
 def cosine_schedule(step: int, base_value: float, final_value: float, total_steps: int, warmup_steps: int = 0,
@@ -48,7 +37,11 @@ def cosine_schedule(step: int, base_value: float, final_value: float, total_step
 
 
 class EpochLRSchedule:
-    """Linear warm-up, then poly or cosine decay over the remaining epochs; `step(epoch)` sets every group's rate."""
+    """Linear warm-up, then poly or cosine decay over the remaining epochs; `step(epoch)` sets every group's rate.
+
+    Warm-up and poly decay are nnU-Net's own schedulers (`Lin_incr_LRScheduler`, `PolyLRScheduler_offset`), which
+    write one rate into every group; each group then gets that rate times its `lr_scale`.
+    """
 
     def __init__(self, optimizer: Optimizer, peak_lr: float, num_epochs: int, warmup_epochs: int = 0,
                  decay: str = "poly", final_lr: float = 0.0, exponent: float = 0.9):
@@ -62,20 +55,20 @@ class EpochLRSchedule:
         self.warmup_epochs = warmup_epochs
         self.decay = decay
         self.final_lr = final_lr
-        self.exponent = exponent
-
-    def base_rate(self, epoch: int) -> float:
-        """The rate of a group with `lr_scale` 1 at `epoch`."""
-        if epoch < self.warmup_epochs:
-            return self.peak_lr * warmup_factor(epoch, self.warmup_epochs)
-        decay_epoch = epoch - self.warmup_epochs
-        decay_epochs = self.num_epochs - self.warmup_epochs
-        if self.decay == "poly":
-            return poly_rate(decay_epoch, decay_epochs, self.peak_lr, self.exponent)
-        return cosine_schedule(decay_epoch, self.peak_lr, self.final_lr, decay_epochs)
+        self.warmup = Lin_incr_LRScheduler(optimizer, peak_lr, warmup_epochs + 1) if warmup_epochs else None
+        self.poly = PolyLRScheduler_offset(optimizer, peak_lr, num_epochs, warmup_epochs, exponent) \
+            if decay == "poly" else None
 
     def step(self, epoch: int) -> None:
         """Set the rates for `epoch`."""
-        base = self.base_rate(epoch)
+        if epoch < self.warmup_epochs:
+            self.warmup.step(epoch)
+        elif self.poly is not None:
+            self.poly.step(epoch)
+        else:
+            rate = cosine_schedule(epoch - self.warmup_epochs, self.peak_lr, self.final_lr,
+                                   self.num_epochs - self.warmup_epochs)
+            for group in self.optimizer.param_groups:
+                group["lr"] = rate
         for group in self.optimizer.param_groups:
-            group["lr"] = base * group.get("lr_scale", 1.0)
+            group["lr"] *= group.get("lr_scale", 1.0)
