@@ -13,7 +13,7 @@ Tokens (each at most once, in any order):
     encLr0p<D>       encoder at 0.D times the decoder's rate (ratio kept through the schedule)
     decoderTransfer  keep the pretrained decoder too (MIM); the default, decoderReinit, keeps the encoder only
     freshNorm        rescale the pretrained conv filters to the norms of a fresh initialisation (same function)
-    labelledOnly     pretrain on the labelled training cases only           pretraining
+    labeledOnly      pretrain on the labeled training cases only (also spelled labelledOnly)   pretraining
     poolOnly         pretrain on the unlabeled pool only
     mask<P>          MIM: P % of the grid cells masked
     grid<G>          MIM: a G x G grid
@@ -74,7 +74,8 @@ TOKENS: List[Tuple[re.Pattern, Tuple[str, ...], Optional[str], Callable]] = [
     (re.compile(r"decoder(Reinit|Transfer)"), (FINETUNE,), None,
      lambda m: _set(reinitialize_decoder=m[1] == "Reinit")),
     (re.compile(r"freshNorm"), (FINETUNE,), None, lambda m: _set(fresh_filter_norms=True)),
-    (re.compile(r"(labelled|pool)Only"), (PRETRAIN,), None, lambda m: _set(ssp_data=m[1])),
+    (re.compile(r"(labell?ed|pool)Only"), (PRETRAIN,), None,
+     lambda m: _set(ssp_data="pool" if m[1] == "pool" else "labelled")),
     (re.compile(r"mask(\d+)"), (PRETRAIN,), "mask_ratio", lambda m: _method_kwarg("mask_ratio", int(m[1]) / 100)),
     (re.compile(r"grid([1-9]\d*)"), (PRETRAIN,), "grid", lambda m: _method_kwarg("grid", int(m[1]))),
     (re.compile(r"t0p(\d+)"), (PRETRAIN,), "threshold",

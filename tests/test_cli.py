@@ -32,3 +32,9 @@ def test_env_output_is_safe_to_eval(monkeypatch, tmp_path, capsys):
     shown = subprocess.run(["bash", "-c", exports + '\nprintf %s "$nnUNet_raw"'], capture_output=True, text=True)
     assert shown.stdout == str(odd)
     assert shlex.quote(str(odd)) in exports
+
+
+@pytest.mark.parametrize("flag", ["--labeled", "--labelled"])  # the second spelling kept as an alias
+def test_demo_takes_both_spellings_of_labeled(flag, capsys):
+    assert main(["demo", flag, "0"]) == 2
+    assert "--labeled, --epochs and --iters must be at least 1." in capsys.readouterr().err

@@ -35,6 +35,8 @@ def test_a_variant_sets_epochs_and_iterations(phantom_env):
     trainer = make_trainer("nnUNetTrainerSSP_PCL_3epochs_7iters")
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (3, 7, 1)
     assert (trainer.initial_lr, trainer.weight_decay) == (0.01, 1e-5)
+    for spelling in ("labeledOnly", "labelledOnly"):  # the second spelling kept as an alias
+        assert make_trainer(f"nnUNetTrainerSSP_PCL_{spelling}").ssp_data == "labelled"
 
 
 def test_a_rate_token_overrides_the_method_default_rate(phantom_env):

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Append the label-efficiency folds (as make-splits), pretrain each method once "
                     "(nnUNetv2_train D 2d P -tr nnUNetTrainerSSP_<M>_<E>epochs_<I>iters on make-splits' pretraining "
                     "fold P, which leaves out the validation subjects), then per number of "
-                    "labelled subjects and seed fine-tune from each method's checkpoint "
+                    "labeled subjects and seed fine-tune from each method's checkpoint "
                     "(nnUNetTrainerSSPFinetune_<E>epochs_<I>iters -pretrained_weights ...) and train nnU-Net's "
                     "baseline on the same schedule (nnUNetTrainer_<E>epochs_<I>iters), predict "
                     "$nnUNet_raw/DatasetXXX/imagesTs and evaluate against labelsTs with nnU-Net (3D Dice per "

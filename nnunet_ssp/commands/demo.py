@@ -10,11 +10,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo", help="run the whole pretrain / fine-tune / evaluate question on the synthetic phantom",
         description="Generate phantom cines, convert them, plan and preprocess with a CPU-sized network, prepare "
-                    "the unlabeled pool, pretrain MIM, fine-tune on few labelled subjects and train nnU-Net's "
+                    "the unlabeled pool, pretrain MIM, fine-tune on few labeled subjects and train nnU-Net's "
                     "baseline on the same schedule, predict held-out subjects and report 3D Dice (table, plot, "
                     "figure of predictions). Uses its own nnU-Net data roots below --out; rerunning resumes.")
     p.add_argument("--out", default="ssp_demo", help="folder for everything the demo writes (ssp_demo)")
-    p.add_argument("--labelled", type=int, nargs="+", default=[2], help="labelled-subject counts (2)")
+    p.add_argument("--labeled", "--labelled", dest="labeled", type=int, nargs="+", default=[2],
+                   help="labeled-subject counts (2)")
     p.add_argument("--epochs", type=int, default=None, help=f"pretraining and fine-tuning epochs ({DEMO_EPOCHS})")
     p.add_argument("--iters", type=int, default=None, help=f"iterations per epoch ({DEMO_ITERS})")
     p.add_argument("-np", "--num-processes", type=int, default=2, help="processes for data preparation (2)")
@@ -28,10 +29,10 @@ def _run(args: argparse.Namespace) -> None:
     from nnunet_ssp.demo import DemoSettings, run_demo
     from nnunet_ssp.errors import InputError
 
-    if min(args.labelled) < 1 or (args.epochs is not None and args.epochs < 1) or \
+    if min(args.labeled) < 1 or (args.epochs is not None and args.epochs < 1) or \
             (args.iters is not None and args.iters < 1):
-        raise InputError("--labelled, --epochs and --iters must be at least 1.")
-    settings = replace(DemoSettings(), labelled=tuple(args.labelled), num_processes=args.num_processes)
+        raise InputError("--labeled, --epochs and --iters must be at least 1.")
+    settings = replace(DemoSettings(), labelled=tuple(args.labeled), num_processes=args.num_processes)
     if args.epochs is not None:
         settings = replace(settings, pretrain_epochs=args.epochs, finetune_epochs=args.epochs)
     if args.iters is not None:

@@ -6,9 +6,9 @@ import argparse
 def add_split_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments that choose the folds, shared with `nnunet-ssp benchmark`."""
     p.add_argument("--subjects", type=int, nargs="+", default=[1, 2, 5, 10], metavar="N",
-                   help="numbers of labelled subjects (default 1 2 5 10)")
+                   help="numbers of labeled subjects (default 1 2 5 10)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S",
-                   help="one nested draw of labelled subjects per seed (default 0 1 2)")
+                   help="one nested draw of labeled subjects per seed (default 0 1 2)")
     p.add_argument("--val-subjects", type=int, default=None, metavar="K",
                    help="number of validation subjects shared by all folds (default 20 %% of the subjects, at "
                         "least 1)")
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the make-splits subcommand."""
     p = subparsers.add_parser(
         "make-splits", help="append nested subject-level label-efficiency folds to splits_final.json",
-        description="Append one fold per (number of labelled subjects, seed) after nnU-Net's five folds in "
+        description="Append one fold per (number of labeled subjects, seed) after nnU-Net's five folds in "
                     "$nnUNet_preprocessed/DatasetXXX/splits_final.json (creating the five subject-grouped folds "
                     "first when the file is missing). All cases of a subject stay together; one fixed set of "
                     "validation subjects is shared by all folds; for one seed the subsets are nested (1 in 2 in 5 "
