@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PHANTOM_DATASET_ID, PHANTOM_TEST_SUBJECTS, PHANTOM_TRAIN_SUBJECTS, PLANS
+from helpers import PHANTOM_DATASET_ID, PHANTOM_TEST_SUBJECTS, PHANTOM_TRAIN_SUBJECTS, PLANS, session_roots
 
 
 def pytest_configure(config):
@@ -40,20 +40,11 @@ def phantom_roots(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("phantom")
     roots = {name: base / name for name in ("nnUNet_raw", "nnUNet_preprocessed")}
-    saved = {name: os.environ.get(name) for name in (*roots, "nnUNet_def_n_proc")}
-    os.environ.update({name: str(path) for name, path in roots.items()})
-    os.environ["nnUNet_def_n_proc"] = "1"
-    try:
+    with session_roots(roots):
         generate_phantom(base / "cines", PHANTOM_TRAIN_SUBJECTS + PHANTOM_TEST_SUBJECTS, seed=3, image_size=48)
         convert_acdc(base / "cines", PHANTOM_DATASET_ID, name="Phantom", test_subjects=PHANTOM_TEST_SUBJECTS)
         plan_and_preprocess_cpu(PHANTOM_DATASET_ID, num_processes=1)
         prepare_unlabeled(PHANTOM_DATASET_ID, base / "cines", plans_name=PLANS, num_processes=1)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     roots["cines"] = base / "cines"
     return roots
 

@@ -1,8 +1,10 @@
 """Plain helpers the test modules import: small plans-built networks, tiny ACDC-layout data, the session phantom's
 identifiers and trainers on it, and where the shared data sets live."""
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -35,6 +37,23 @@ def build_unet(features=(8, 16, 32), num_input_channels=1, num_classes=4, **chan
         "dynamic_network_architectures.architectures.unet.PlainConvUNet", {**unet_kwargs(features), **changes},
         ["conv_op", "norm_op", "dropout_op", "nonlin"], num_input_channels, num_classes, allow_init=True,
         deep_supervision=False)
+
+
+@contextmanager
+def session_roots(roots: Dict[str, Path]) -> Iterator[None]:
+    """nnU-Net's data roots set to `roots` and one worker process while a session fixture builds its data; the
+    environment as it was afterwards (monkeypatch is per test)."""
+    saved = {name: os.environ.get(name) for name in (*roots, "nnUNet_def_n_proc")}
+    os.environ.update({name: str(path) for name, path in roots.items()})
+    os.environ["nnUNet_def_n_proc"] = "1"
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def make_trainer(name: str, fold="all"):

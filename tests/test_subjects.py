@@ -2,7 +2,6 @@
 subjects, and the audit, on a phantom whose case ids are `<subject>_ED` / `<subject>_ES` (no `_frame`)."""
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -13,8 +12,9 @@ import torch
 from nnunet_ssp.cli import main
 from nnunet_ssp.errors import InputError
 
+from helpers import PLANS, session_roots
+
 DATASET_ID, DATASET = 502, "Dataset502_Renamed"
-PLANS = "nnUNetPlansCPU"
 PATTERN = r"^(patient\d+)_E[DS]"
 
 
@@ -36,17 +36,8 @@ def renamed(phantom_roots, tmp_path_factory):
             phase = "ED" if int(rest[:2]) - 1 == cines[subject]["ED"] else "ES"
             shutil.copy(path, target / folder / f"{subject}_{phase}{rest[2:]}")
     shutil.copy(source / "dataset.json", target / "dataset.json")
-    saved = {name: os.environ.get(name) for name in (*roots, "nnUNet_def_n_proc")}
-    os.environ.update({name: str(path) for name, path in roots.items()})
-    os.environ["nnUNet_def_n_proc"] = "1"
-    try:
+    with session_roots(roots):
         plan_and_preprocess_cpu(DATASET_ID, num_processes=1)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return {**roots, "cines": phantom_roots["cines"], "raw": target, "preprocessed": roots["nnUNet_preprocessed"] / DATASET}
 
 
