@@ -144,8 +144,8 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         if self.ssp_data != "labelled" and (pool / MANIFEST_FILE).is_file():
             held_out = set(val.subject) - set(labelled.subject)
             train.extend(unlabeled_pool_slices(self.preprocessed_dataset_folder_base,
-                                               self.configuration_manager.data_identifier, held_out,
-                                               zip(train.subject, train.frame)))
+                                               self.configuration_manager.data_identifier, held_out, train,
+                                               self.print_to_log_file))
         elif self.ssp_data == "pool":
             raise InputError(f"{pool / MANIFEST_FILE} is missing: this trainer pretrains on the unlabeled pool "
                              f"only; prepare it with `nnunet-ssp prepare-unlabeled`.")

@@ -2,14 +2,18 @@
 
 Columns: case (file stem of `<case>.b2nd`), subject, frame (0-based), z (index in the stored, cropped array),
 slice_index (index in the original stack), num_slices (of the original stack), position (normalised base 0 to
-apex 1, from the original stack, so nnU-Net's crop does not shift it), source (the input file).
+apex 1, from the original stack, so nnU-Net's crop does not shift it), source (the input file), labelled_case (the
+training case of the raw dataset whose image equals this frame, by voxel content; empty for none). Pretraining on the
+training cases and the pool together leaves a pool frame out when its labelled case is among the training cases, so
+ED and ES are drawn once whatever the cases are called. Manifests written before that column read back with
+labelled_case None: such a pool tells a labelled case's frame by subject and frame number only (`<subject>_frameYY`).
 """
 
 import csv
 import io
 import os
 from pathlib import Path
-from typing import Iterable, List, NamedTuple, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence, Union
 
 from batchgenerators.utilities.file_and_folder_operations import load_pickle
 
@@ -32,9 +36,11 @@ class ManifestRow(NamedTuple):
     num_slices: int
     position: float
     source: str
+    labelled_case: Optional[str] = ""
 
 
 COLUMNS = ManifestRow._fields
+_COLUMNS_BEFORE_LABELLED_CASE = COLUMNS[:-1]  # pools prepared before frames were matched with the labelled cases
 
 
 def pool_case(subject: str, frame: int) -> str:
@@ -67,25 +73,41 @@ def read_manifest(folder: Union[str, os.PathLike]) -> List[ManifestRow]:
         raise InputError(f"{path} is missing; prepare the pool with `nnunet-ssp prepare-unlabeled`.")
     with open(path, newline="") as f:
         reader = csv.reader(f)
-        if next(reader, None) != list(COLUMNS):
+        header = next(reader, None)
+        if header not in (list(COLUMNS), list(_COLUMNS_BEFORE_LABELLED_CASE)):
             raise InputError(f"{path} does not start with the header {','.join(COLUMNS)}.")
+        width = len(header)
         try:
-            return [ManifestRow(c, s, int(t), int(z), int(i), int(n), float(p), src)
-                    for c, s, t, z, i, n, p, src in reader]
+            return [ManifestRow(*_row(values, width)) for values in reader]
         except ValueError:
-            raise InputError(f"{path} line {reader.line_num} is not a row of the {len(COLUMNS)} manifest "
+            raise InputError(f"{path} line {reader.line_num} is not a row of the {width} manifest "
                              f"columns.") from None
 
 
+def _row(values: List[str], width: int) -> tuple:
+    """The typed fields of a manifest line of `width` columns (labelled_case None for the older 8 columns)."""
+    if len(values) != width:
+        raise ValueError(f"{len(values)} values")
+    c, s, t, z, i, n, p, src = values[:8]
+    return c, s, int(t), int(z), int(i), int(n), float(p), src, values[8] if width > 8 else None
+
+
 def unlabeled_pool_slices(preprocessed_dataset_folder_base: str, data_identifier: str,
-                          exclude_subjects: Iterable[str] = (),
-                          exclude_frames: Iterable[Tuple[str, int]] = ()) -> SliceTable:
+                          exclude_subjects: Iterable[str] = (), labelled: Optional[SliceTable] = None,
+                          log: Callable[[str], None] = print) -> SliceTable:
     """The slices of a dataset's unlabeled pool for `data_identifier`, without the subjects in `exclude_subjects`
-    and the (subject, frame) pairs in `exclude_frames` (e.g. ED and ES, already among the labelled cases)."""
+    and the frames already among the `labelled` slices (ED and ES): a frame equal to one of its cases, or of one of
+    its (subject, frame) pairs. `log` tells when an older pool cannot be matched by content."""
     folder = pool_folder(preprocessed_dataset_folder_base, data_identifier)
-    excluded, excluded_frames = set(exclude_subjects), set(exclude_frames)
-    rows = [row for row in read_manifest(folder)
-            if row.subject not in excluded and (row.subject, row.frame) not in excluded_frames]
+    labelled = labelled if labelled is not None else SliceTable()
+    excluded, cases, frames = set(exclude_subjects), set(labelled.case), set(zip(labelled.subject, labelled.frame))
+    manifest = read_manifest(folder)
+    if manifest and manifest[0].labelled_case is None and -1 in labelled.frame:
+        log(f"{folder / MANIFEST_FILE} does not say which pool frames equal labelled cases (an older "
+            f"prepare-unlabeled), so the ED and ES frames of cases not named <subject>_frameYY are drawn twice; run "
+            f"prepare-unlabeled again on the same input to record it (it preprocesses no frame twice).")
+    rows = [row for row in manifest if row.subject not in excluded and row.labelled_case not in cases
+            and (row.subject, row.frame) not in frames]
     return SliceTable(folders=[str(folder)], folder_index=[0] * len(rows), case=[r.case for r in rows],
                       z=[r.z for r in rows], subject=[r.subject for r in rows], frame=[r.frame for r in rows],
                       slice_index=[r.slice_index for r in rows], num_slices=[r.num_slices for r in rows],

@@ -9,7 +9,8 @@ one is refused while the first holds the pool's lock (`locking`).
 Before anything is written, every frame of every input is compared by content (`fingerprints`) with the dataset's
 labelled images: a subject with a frame equal to a test image is left out like a test subject named as one, and a
 frame equal to a training case of another subject stops the run (the pool's subject names disagree with the
-dataset's, so validation subjects could not be kept out of pretraining).
+dataset's, so validation subjects could not be kept out of pretraining). A frame equal to a training case of its own
+subject gets that case in the manifest (labelled_case), so pretraining draws it once, from the labelled case.
 """
 
 import multiprocessing
@@ -107,7 +108,7 @@ def prepare_unlabeled(dataset: Union[int, str], input_dir: Union[str, Path], pla
     for entry in bad:
         _warn(entry.problem)
     held_out = None if allow_test_subjects else held_out_subjects(plans.dataset_name, plans.dataset_json["file_ending"])
-    by_content = {} if held_out is None else _test_frames_by_content(sources, held_out)
+    by_content, labelled = ({}, {}) if held_out is None else _compare_with_labelled(sources, held_out)
     sources, excluded, refused = _select_subjects(sources, set(exclude), held_out, by_content)
     jobs = _frame_jobs(sources)
     if not jobs:
@@ -132,7 +133,8 @@ def prepare_unlabeled(dataset: Union[int, str], input_dir: Union[str, Path], pla
                   f"{len(already_done)} of {len(jobs)} frames are already in {folder}; skipping them.")
         new_rows = _preprocess(todo, plans, flip_base_apex, num_processes, bad)
         reusable = _manifest_by_case(folder) if previous.get("flip_base_apex") == flip_base_apex else {}
-        rows = [row for job in jobs if job.case in new_rows or job.case in done
+        rows = [row._replace(labelled_case=labelled.get(job.case, ""))
+                for job in jobs if job.case in new_rows or job.case in done
                 for row in new_rows.get(job.case) or reusable.get(job.case)
                 or case_rows(folder, job.case, plans.plans_manager.transpose_forward, flip_base_apex)]
         write_manifest(rows, folder)
@@ -172,10 +174,11 @@ def _warn(message: str) -> None:
     tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
-def _test_frames_by_content(sources: List[Source], held_out: HeldOut) -> Dict[str, str]:
-    """Pool subject -> why it is a test subject by content; InputError when a frame equals a training case of another
-    subject. Unreadable files are left to the preprocessing, which reports them."""
-    found = {}
+def _compare_with_labelled(sources: List[Source], held_out: HeldOut) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """Pool subject -> why it is a test subject by content, and pool case -> the training case of its subject it
+    equals; InputError when a frame equals a training case of another subject. Unreadable files are left to the
+    preprocessing, which reports them."""
+    found, labelled = {}, {}
     for source in tqdm(sources, desc="Comparing frames with the labelled images", unit="file", disable=not sources):
         try:
             fingerprints = cine_fingerprints(read_frames(str(source.path), source.is_cine).voxels)
@@ -191,7 +194,9 @@ def _test_frames_by_content(sources: List[Source], held_out: HeldOut) -> Dict[st
                 raise InputError(f"{where} equals the training case {training.case} of subject {training.subject}, "
                                  f"but the pool names its subject {source.subject}; name the pool's subjects as the "
                                  f"dataset does with --subject-pattern.")
-    return found
+            if training is not None:
+                labelled[pool_case(source.subject, source.first_frame + index)] = training.case
+    return found, labelled
 
 
 def _select_subjects(sources: List[Source], exclude: set, held_out: Optional[HeldOut],
