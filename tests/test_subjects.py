@@ -230,7 +230,8 @@ def test_pretraining_draws_each_frame_of_a_training_subject_once(env):
     old, _ = trainer.get_slice_tables()
     assert len(old) == len(train) + sum(1 for r in pool.rows if r.labelled_case in set(train.case))
     assert len([m for m in logged if "does not say which pool frames equal labelled cases" in m]) == 1, logged
-    again = prepare_unlabeled(DATASET_ID, env["cines"], PLANS, num_processes=1, subject_pattern=r"^(patient\d+)_4d")
+    again = prepare_unlabeled(DATASET_ID, env["cines"], PLANS, num_processes=1, subject_pattern=r"^(patient\d+)_4d",
+                              allow_test_subjects=True, exclude=_test_subjects(env["raw"]))
     assert again.prepared == [] and read_manifest(pool.folder) == pool.rows  # the record, without preprocessing
 
 

@@ -49,6 +49,14 @@ def held_out_subjects(dataset_name: str, file_ending: str, fingerprints: bool = 
                    image_fingerprints(labelled_images(raw / "imagesTr", file_ending, rule), "training images"))
 
 
+def training_images_only(dataset_name: str, file_ending: str) -> HeldOut:
+    """No test subjects, only the fingerprints of the raw dataset's training images (none without its imagesTr): what
+    the pool's frames are still compared with under --allow-test-subjects, to know which frames are labelled cases."""
+    rule = dataset_subject_rule(preprocessed_dataset_folder(dataset_name))
+    images = labelled_images(raw_dataset_folder(dataset_name) / "imagesTr", file_ending, rule)
+    return HeldOut(frozenset(), frozenset(), {}, image_fingerprints(images, "training images"))
+
+
 def _cine_entries(cines_file: Path) -> Dict[str, dict]:
     """Subject -> its entry in the converters' cines.json, each checked to be an object with a "path"."""
     try:

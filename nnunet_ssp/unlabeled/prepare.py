@@ -10,7 +10,8 @@ Before anything is written, every frame of every input is compared by content (`
 labelled images: a subject with a frame equal to a test image is left out like a test subject named as one, and a
 frame equal to a training case of another subject stops the run (the pool's subject names disagree with the
 dataset's, so validation subjects could not be kept out of pretraining). A frame equal to a training case of its own
-subject gets that case in the manifest (labelled_case), so pretraining draws it once, from the labelled case.
+subject gets that case in the manifest (labelled_case), so pretraining draws it once, from the labelled case; with
+--allow-test-subjects the frames are compared with the training images for that record only.
 """
 
 import multiprocessing
@@ -31,7 +32,7 @@ from nnunet_ssp.subjects import SubjectRule, dataset_subject_rule
 from nnunet_ssp.unlabeled.fingerprints import cine_fingerprints
 from nnunet_ssp.unlabeled.frames import (Frame, FrameJob, FramePreprocessor, FrameReader, FrameResult,
                                          case_is_complete, read_frames, remove_partial_cases)
-from nnunet_ssp.unlabeled.held_out import HeldOut, held_out_subjects
+from nnunet_ssp.unlabeled.held_out import HeldOut, held_out_subjects, training_images_only
 from nnunet_ssp.unlabeled.manifest import (MANIFEST_FILE, ManifestRow, case_rows, pool_case, read_manifest,
                                            write_manifest)
 from nnunet_ssp.unlabeled.plans import PoolPlans, load_pool_plans
@@ -107,8 +108,11 @@ def prepare_unlabeled(dataset: Union[int, str], input_dir: Union[str, Path], pla
     sources, bad = scan_sources(files, dimension, decided_by, plans.plans_manager.transpose_forward[0], pool_rule)
     for entry in bad:
         _warn(entry.problem)
-    held_out = None if allow_test_subjects else held_out_subjects(plans.dataset_name, plans.dataset_json["file_ending"])
-    by_content, labelled = ({}, {}) if held_out is None else _compare_with_labelled(sources, held_out)
+    file_ending = plans.dataset_json["file_ending"]
+    held_out = None if allow_test_subjects else held_out_subjects(plans.dataset_name, file_ending)
+    reference = held_out if held_out is not None else _training_images_only(plans.dataset_name, file_ending)
+    by_content, labelled = ({}, {}) if reference is None else _compare_with_labelled(sources, reference,
+                                                                                      guard=held_out is not None)
     sources, excluded, refused = _select_subjects(sources, set(exclude), held_out, by_content)
     jobs = _frame_jobs(sources)
     if not jobs:
@@ -174,9 +178,21 @@ def _warn(message: str) -> None:
     tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
-def _compare_with_labelled(sources: List[Source], held_out: HeldOut) -> Tuple[Dict[str, str], Dict[str, str]]:
-    """Pool subject -> why it is a test subject by content, and pool case -> the training case of its subject it
-    equals; InputError when a frame equals a training case of another subject. Unreadable files are left to the
+def _training_images_only(dataset_name: str, file_ending: str) -> Optional[HeldOut]:
+    """The training images to tell labelled frames by under --allow-test-subjects; None when there are none, or
+    (with a warning) when the dataset's subject rule does not name their subjects."""
+    try:
+        reference = training_images_only(dataset_name, file_ending)
+    except InputError as e:
+        _warn(f"{e} So the pool does not record which of its frames are labelled cases.")
+        return None
+    return reference if reference.training_images else None
+
+
+def _compare_with_labelled(sources: List[Source], held_out: HeldOut,
+                           guard: bool = True) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """Pool subject -> why it is a test subject by content, and pool case -> the training case it equals; with
+    `guard`, InputError when a frame equals a training case of another subject. Unreadable files are left to the
     preprocessing, which reports them."""
     found, labelled = {}, {}
     for source in tqdm(sources, desc="Comparing frames with the labelled images", unit="file", disable=not sources):
@@ -190,7 +206,7 @@ def _compare_with_labelled(sources: List[Source], held_out: HeldOut) -> Tuple[Di
             if test is not None:
                 found.setdefault(source.subject, f"{where} equals the test image {test.file}")
             training = held_out.training_images.get(fingerprint)
-            if training is not None and training.subject != source.subject:
+            if guard and training is not None and training.subject != source.subject:
                 raise InputError(f"{where} equals the training case {training.case} of subject {training.subject}, "
                                  f"but the pool names its subject {source.subject}; name the pool's subjects as the "
                                  f"dataset does with --subject-pattern.")
