@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 import zipfile
 from typing import Any, Iterable, List, Optional, Sequence, Union
 
@@ -38,20 +39,31 @@ def save_checkpoint(checkpoint: dict, filename: str) -> None:
 
 
 def load_checkpoint(filename: str, map_location: Union[str, torch.device] = "cpu") -> dict:
-    """Load a checkpoint with `weights_only=True` (nnU-Net's logged numpy scalars allowed); a missing, truncated or
-    foreign file raises InputError."""
+    """Load a checkpoint with `weights_only=True` (nnU-Net's logged numpy scalars allowed); a missing, truncated,
+    foreign or code-carrying file raises InputError."""
+    if os.path.isdir(filename):
+        raise InputError(f"{filename} is a directory, not a checkpoint file.")
     if not os.path.isfile(filename):
         raise InputError(f"{filename} does not exist.")
     try:
         with torch.serialization.safe_globals(NNUNET_NUMPY_GLOBALS):
             checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        refused = re.search(r"(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)", str(e))
+        if refused:
+            raise InputError(f"{filename} carries Python code ({refused.group(1)}) that loading with weights_only "
+                             f"refuses; do not give it to nnU-Net's loaders unless you trust its source.") from e
         raise InputError(f"{filename} is not a readable checkpoint (truncated or not a safe torch file: "
-                         f"{reason[:160]}).") from e
+                         f"{_first_line(e)}).") from e
     if not isinstance(checkpoint, dict) or "network_weights" not in checkpoint:
         raise InputError(f"{filename} is not an nnU-Net checkpoint: it has no 'network_weights'.")
     return checkpoint
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of an exception's message (at most 160 characters), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0][:160] if text else type(error).__name__
 
 
 def part_keys(state_keys: Iterable[str], parts: Sequence[str]) -> List[str]:

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "benchmark",
     "benchmark_speed",
     "demo",
+    "inspect",
 )
 
 
