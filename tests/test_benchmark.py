@@ -155,6 +155,17 @@ def test_per_seed_section_pairs_seeds_and_tests_their_mean(tmp_path):
     assert "| mim | 5 | 1 |" in "\n".join(render_seed_tests([single], MEAN_OF_STRUCTURES))
 
 
+def test_the_report_writes_its_own_folder_as_a_relative_path(tmp_path):
+    out = tmp_path / "results"
+    write_results_csv(_known_rows(), out / "results.csv")
+    settings = BenchmarkSettings(dataset=1, methods=("mim",), subjects=(1,), seeds=(0,), out=out)
+    (out / "benchmark.json").write_text(json.dumps({"command": settings.command_line()}))
+    assert str(out) in settings.command_line()
+    report_from_csv(out / "results.csv")
+    text = (out / "report.md").read_text()
+    assert "--out . " in text and str(tmp_path) not in text
+
+
 def test_report_only_recomputes_from_the_csv(tmp_path, capsys):
     write_results_csv(_known_rows(), tmp_path / "results.csv")
     assert main(["benchmark", "-d", "1", "--out", str(tmp_path), "--report-only"]) == 0

@@ -12,6 +12,7 @@ dice_vs_subjects.png beside it.
 
 import json
 import math
+import re
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
@@ -133,6 +134,8 @@ def report_from_csv(results_csv: Path, command: Optional[str] = None) -> Benchma
         raise InputError(f"{results_csv} holds no results yet.")
     if command is None:
         command = _recorded_command(results_csv.parent / SETTINGS_FILE)
+    if command is not None:
+        command = relative_to_folder(command, results_csv.parent)
     rows = with_structure_means(rows)
     stats, tests, per_seed = dice_stats(rows), paired_tests(rows), seed_tests(rows, MEAN_OF_STRUCTURES)
     curves_csv = results_csv.parent / CURVES_FILE
@@ -274,6 +277,14 @@ def _cell(stat: Optional[DiceStats]) -> str:
 
 def _format_p(p: float) -> str:
     return "–" if math.isnan(p) else f"{p:.3g}"
+
+
+def relative_to_folder(text: str, folder: Path) -> str:
+    """`text` with the absolute path of `folder` (the report's own) written as `.`, so no machine path is kept."""
+    folder = Path(folder).absolute()
+    for path in {str(folder.resolve()), str(folder)}:
+        text = re.sub(re.escape(path) + r"(?=/|\s|'|$)", ".", text)
+    return text
 
 
 def _recorded_command(settings_file: Path) -> Optional[str]:
