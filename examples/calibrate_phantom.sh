@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Calibrate the synthetic phantom's difficulty (docs/calibration.md): nnU-Net's own 2d trainer, CPU-sized plans,
+# Calibrate the synthetic phantom's difficulty (docs/studies/calibration.md): nnU-Net's own 2d trainer, CPU-sized plans,
 # trained on 1, 5 and 20 phantom subjects, 3D Dice per structure on the ED and ES frames of 20 held-out subjects.
 #
 #   examples/calibrate_phantom.sh [WORK_DIR]        (default ./phantom_calibration; DEVICE=cuda to use a GPU)

@@ -47,7 +47,7 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
     """Fine-tuning defaults: nnU-Net's supervised recipe (peak rate 1e-2, no warm-up, poly decay 0.9 to 0, SGD
     momentum 0.99 Nesterov), as the reference study fine-tuned, from the pretrained encoder with a fresh decoder.
     The earlier defaults are variants: `_lr5e3_warmup5pct` (5e-3 with a 5 % warm-up) and `_decoderTransfer` (MIM's
-    decoder kept); docs/recipe_study.md has the runs that replaced them."""
+    decoder kept); docs/studies/recipe_study.md has the runs that replaced them."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
