@@ -1,14 +1,8 @@
-"""Supervised fine-tuning from SSP weights: by default nnU-Net's own schedule, so only the starting weights differ.
+"""Supervised fine-tuning from SSP weights: nnU-Net's own schedule by default, so only the starting weights differ.
 
 Use as `nnUNetv2_train D 2d F -tr nnUNetTrainerSSPFinetune -pretrained_weights <ssp checkpoint_final.pth>`.
-nnU-Net's own loader copies every weight except the output layers; the decoder is then built afresh, so only the
-encoder transfers. Everything else (Dice + CE loss with deep supervision, augmentation, validation with 3D Dice) is
-nnU-Net's. Recipe settings, changed by variant tokens (`nnunet_ssp.variants`): `encoder_lr_scale` (encoder rate
-relative to the rest, kept through warm-up and decay), `freeze_encoder_fraction` (encoder not updated for the first
-part of the epochs), `reinitialize_decoder` (off with `decoderTransfer`, which keeps a pretrained decoder such as
-MIM's) and `fresh_filter_norms` (on with `freshNorm`: conv filters rescaled to the norms of a fresh initialisation,
-see `nnunet_ssp.weight_scale`). At the end the log warns about any structure whose validation pseudo-Dice is still
-about 0. Checkpoints are written under a temporary name and renamed.
+nnU-Net's loader copies every weight but the output layers; the decoder is then rebuilt, so only the encoder
+transfers. Variant tokens (`nnunet_ssp.variants`) set the encoder's rate, freezing, decoder transfer and filter norms.
 """
 
 from typing import List, Sequence
@@ -44,10 +38,8 @@ def silent_structures(dice_per_structure: Sequence[float], names: Sequence[str])
 
 
 class nnUNetTrainerSSPFinetune(nnUNetTrainer):
-    """Fine-tuning defaults: nnU-Net's supervised recipe (peak rate 1e-2, no warm-up, poly decay 0.9 to 0, SGD
-    momentum 0.99 Nesterov), as the reference study fine-tuned, from the pretrained encoder with a fresh decoder.
-    The earlier defaults are variants: `_lr5e3_warmup5pct` (5e-3 with a 5 % warm-up) and `_decoderTransfer` (MIM's
-    decoder kept); docs/studies/recipe_study.md has the runs that replaced them."""
+    """nnU-Net's supervised recipe (peak rate 1e-2, no warm-up, poly decay, SGD momentum 0.99 Nesterov), as the
+    reference study fine-tuned, from the pretrained encoder with a fresh decoder (docs/studies/recipe_study.md)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -120,7 +112,7 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
         history = self.logger.get_value("dice_per_class_or_region", step=None)
         silent = silent_structures(history[-1], self.structure_names()) if history else []
         if silent:
-            # seen in the recipe study: after longer pretraining structures appear later, some not within a short run
+            # after longer pretraining a structure can come online late, after the end of a short run
             epochs = f"{self.current_epoch} epoch{'' if self.current_epoch == 1 else 's'}"
             self.print_to_log_file(
                 f"Warning: the validation pseudo-Dice of {', '.join(silent)} is still about 0 after {epochs}, so the "

@@ -2,9 +2,8 @@
 
 A conv followed by instance norm gives the same output when a filter and its bias are multiplied by a positive
 number, so the filter's size carries no function. It does set the step SGD takes: the effective rate of a
-scale-invariant filter falls with the square of its norm. Pretraining grows some encoders' filters (SimCLR and PCL
-to 1.2-1.5 times nnU-Net's initialisation in the recipe study), which slows their fine-tuning; rescaling gives each
-filter back the norm, and so the rate, of a fresh start.
+scale-invariant filter falls with the square of its norm. Pretraining can grow an encoder's filters and so slow its
+fine-tuning; rescaling gives each filter back the norm, and so the rate, of a fresh start.
 """
 
 import torch
