@@ -17,13 +17,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(and fitting, when checked); 2: refused, unreadable or not fitting, with the reason.")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pth file (e.g. fold_all/checkpoint_final.pth)")
     p.add_argument("-d", "--dataset", default=None, help="dataset ID or name whose plans to check the fit against")
-    p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (nnUNetPlans)")
-    p.add_argument("-c", "--configuration", default="2d", help="configuration (2d)")
+    p.add_argument("-p", "--plans", default=None, help="plans identifier, with -d (nnUNetPlans)")
+    p.add_argument("-c", "--configuration", default=None, help="configuration, with -d (2d)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> None:
+    from nnunet_ssp.errors import InputError
     from nnunet_ssp.inspection import inspect_checkpoint, report_lines
-    result = inspect_checkpoint(args.checkpoint, args.dataset, args.plans, args.configuration)
+    if args.dataset is None and (args.plans or args.configuration):
+        raise InputError("-p and -c name plans of a dataset: give -d with them to check the fit.")
+    result = inspect_checkpoint(args.checkpoint, args.dataset, args.plans or "nnUNetPlans", args.configuration or "2d")
     print(json.dumps(result, indent=1) if args.json else "\n".join(report_lines(result)))
