@@ -15,8 +15,11 @@ from nnunet_ssp.errors import InputError
 from nnunet_ssp.methods.base import DECODER, ENCODER
 
 SSP_RECORD_VERSION = 1
-# numpy scalars nnU-Net's own trainer keeps in a checkpoint's log; everything else loads as tensors and plain values
-NNUNET_NUMPY_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
+# numpy scalars nnU-Net's own trainer keeps in a checkpoint's log; everything else loads as tensors and plain values.
+# The scalar is named numpy.core... in files written with numpy 1 and numpy._core... with numpy 2.
+_SCALAR = (np._core if hasattr(np, "_core") else np.core).multiarray.scalar
+NNUNET_NUMPY_GLOBALS = [_SCALAR, (_SCALAR, "numpy.core.multiarray.scalar"), (_SCALAR, "numpy._core.multiarray.scalar"),
+                        np.dtype, np.dtype("float32").__class__, np.dtype("float64").__class__]
 
 
 def without_numpy(obj: Any) -> Any:

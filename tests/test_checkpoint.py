@@ -1,5 +1,6 @@
 """Our checkpoint loader: safe loading, part selection, and clear errors for foreign or broken files."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -75,3 +76,21 @@ def test_pickled_objects_are_refused_by_the_safe_loader(tmp_path):
     torch.save({"network_weights": {}, "payload": object()}, path)
     with pytest.raises(InputError, match=r"unsafe.pth carries Python code \(\S*object\)"):
         load_checkpoint(str(path))
+
+
+def test_numpy_scalars_of_nnunet_logs_load_under_numpy_1_and_2_names(tmp_path):
+    import zipfile
+    path = tmp_path / "logs.pth"
+    torch.save({"network_weights": {}, "_best_ema": np.float64(0.42), "logging": {"mean_fg_dice": [np.float32(1)]}},
+               path)
+    assert load_checkpoint(str(path))["_best_ema"] == np.float64(0.42)
+    with zipfile.ZipFile(path) as source:  # the same file as numpy 1 names the scalar
+        files = {name: source.read(name) for name in source.namelist()}
+    pickled = next(name for name in files if name.endswith("data.pkl"))
+    files[pickled] = files[pickled].replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray" in files[pickled]
+    older = tmp_path / "numpy1.pth"
+    with zipfile.ZipFile(older, "w") as target:
+        for name, data in files.items():
+            target.writestr(name, data)
+    assert load_checkpoint(str(older))["logging"]["mean_fg_dice"] == [np.float32(1)]
