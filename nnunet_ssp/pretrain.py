@@ -1,19 +1,10 @@
 """The shared nnU-Net plumbing of self-supervised pretraining, and the thin trainer class of each registered method.
 
-`nnUNetTrainerSSP` trains the U-Net the plans build (`build_network_architecture`) with a method's views, heads
-and loss (`nnunet_ssp.methods`). It keeps nnU-Net's training loop, augmentation, logging, `progress.png`,
-checkpoint cadence and `--c`; the differences:
-- batches are 2D crops of slices drawn uniformly from the training cases and the unlabeled pool of
-  `nnunet-ssp prepare-unlabeled` (`ssp_data`: "both", or "labelled" or "pool" alone), labels unused, no
-  foreground sampling;
-- nnU-Net's logger only takes its Dice keys, so the *SSP score* = -(validation loss) is logged in the pseudo-Dice
-  slot: higher is better, `checkpoint_best.pth` and the plot work unchanged;
-- checkpoints hold nnU-Net's usual keys (`network_weights` is the plans-built U-Net's state dict) plus an `ssp`
-  record (what was trained, on which plans and data, hyperparameters, and the method's resume state), load with
-  `torch.load(weights_only=True)` and are written under a temporary name, then renamed;
-- the final segmentation validation is replaced by `ssp_summary.json`;
-- no `torch.compile` (nnU-Net compiles its network on the GPU by default): the method's hooks and heads run
-  around the U-Net.
+`nnUNetTrainerSSP` trains the plans-built U-Net with a method's views, heads and loss (`nnunet_ssp.methods`) inside
+nnU-Net's loop, augmentation, logging and checkpoints. What differs, and why: batches are 2D slices of the training
+cases and the unlabeled pool (labels unused); the SSP score, -(validation loss), fills the pseudo-Dice slot, the only
+one nnU-Net's logger takes; checkpoints carry an `ssp` record and load with `weights_only=True`; `ssp_summary.json`
+replaces segmentation validation; no `torch.compile`, as the method's hooks and heads run around the U-Net.
 """
 
 import time

@@ -1,16 +1,8 @@
 """Training-step speed of the SSP trainers against nnU-Net's own, measured side by side in one process.
 
-Every trainer is built by nnU-Net's `get_trainer_from_args` on the same plans, configuration, fold 0 and device, so
-all use the plans' batch size, and is timed through its real `train_step`. A throwaway start of nnU-Net's trainer
-first pays for lazy imports and library caches. Then per trainer, in turn:
-1. build, initialise, start its own training data loader (`get_dataloaders`, default workers) and run warm-up
-   iterations, then live iterations (loader and step together, as nnU-Net's loop runs them), recording the share of
-   time spent waiting for data and the resident-memory peak of all this;
-2. a fresh loader alone: batches per second and CPU seconds per batch once its caches are drained, and two of its
-   batches kept for timing the steps.
-Then `steps` rounds: in each, every trainer (in alternating order) runs one `train_step` and, on the same batch, its
-bare network passes (`nnunet_ssp.speed.passes`), each timed in wall and CPU seconds. Ratios are medians of per-round
-ratios, so a change of machine load between rounds cancels out.
+Every trainer is built by nnU-Net's `get_trainer_from_args` on the same plans, fold and device and timed through its
+real `train_step`, its bare network passes, and its data loader. Steps are timed in interleaved rounds and ratios
+are medians of per-round ratios, so a change of machine load between rounds cancels out.
 """
 
 import contextlib
