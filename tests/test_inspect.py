@@ -1,6 +1,5 @@
 """`nnunet-ssp inspect` through the real CLI: safe loading, the record, and the fit against Plain and ResEnc plans."""
 
-import contextlib
 import json
 import os
 import re
@@ -11,20 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PHANTOM_DATASET_ID
+from helpers import PHANTOM_DATASET_ID, PLANS, make_trainer, session_roots
 
-CPU_PLANS = "nnUNetPlansCPU"
+CPU_PLANS = PLANS
 RESENC_PLANS = "nnUNetResEncUNetMPlans"
 DATASET = str(PHANTOM_DATASET_ID)
-
-
-@contextlib.contextmanager
-def environ(**values):
-    """os.environ with `values` set inside the block (module-scoped fixtures cannot take `monkeypatch`)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in values.items():
-            patch.setenv(name, str(value))
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +29,7 @@ def resenc_preprocessed(phantom_roots, tmp_path_factory):
     (root / source.name).mkdir()
     for file in source.glob("*.json"):
         shutil.copy(file, root / source.name / file.name)
-    with environ(nnUNet_raw=phantom_roots["nnUNet_raw"], nnUNet_preprocessed=root, nnUNet_n_proc_DA=1):
+    with session_roots({"nnUNet_raw": phantom_roots["nnUNet_raw"], "nnUNet_preprocessed": root, "nnUNet_n_proc_DA": 1}):
         plan_experiment_dataset(PHANTOM_DATASET_ID, nnUNetPlannerResEncM)
     assert (root / source.name / f"{RESENC_PLANS}.json").is_file()
     return root
@@ -64,19 +54,17 @@ def supervised_checkpoint(plans: str, filename: Path) -> Path:
 def checkpoints(phantom_roots, resenc_preprocessed, tmp_path_factory):
     """A real MIM pretraining checkpoint (1 epoch of 1 iteration) and nnU-Net supervised checkpoints of the
     phantom's CPU plans and of its ResEnc M plans."""
-    from nnunetv2.run.run_training import get_trainer_from_args
     from nnunet_ssp.environment import trainer_path
 
     out = tmp_path_factory.mktemp("inspect_checkpoints")
     env = dict(nnUNet_raw=phantom_roots["nnUNet_raw"], nnUNet_preprocessed=phantom_roots["nnUNet_preprocessed"],
                nnUNet_results=out / "results", nnUNet_extTrainer=trainer_path(), nnUNet_n_proc_DA=0,
                nnUNet_def_n_proc=1, nnUNet_compile="false")
-    with environ(**env):
-        trainer = get_trainer_from_args(DATASET, "2d", "all", "nnUNetTrainerSSP_MIM_1epochs_1iters", CPU_PLANS,
-                                        device=torch.device("cpu"))
+    with session_roots(env):
+        trainer = make_trainer("nnUNetTrainerSSP_MIM_1epochs_1iters")
         trainer.run_training()
         plain = supervised_checkpoint(CPU_PLANS, out / "supervised_plain.pth")
-    with environ(**{**env, "nnUNet_preprocessed": resenc_preprocessed}):
+    with session_roots({**env, "nnUNet_preprocessed": resenc_preprocessed}):
         resenc = supervised_checkpoint(RESENC_PLANS, out / "supervised_resenc.pth")
     return {"mim": Path(trainer.output_folder) / "checkpoint_final.pth", "plain": plain, "resenc": resenc}
 
