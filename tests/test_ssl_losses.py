@@ -12,6 +12,7 @@ from nnunet_ssp.methods.dino import DINO, DINOLoss, update_teacher
 from nnunet_ssp.schedules import cosine_schedule
 from nnunet_ssp.methods.heads import DINOHead, ProjectionHead, global_average_pool
 from nnunet_ssp.methods.pcl import PositionalContrastiveLoss
+from nnunet_ssp.positions import normalised_positions
 from nnunet_ssp.methods.probes import embedding_spread, knn_accuracy
 from nnunet_ssp.methods.simclr import NTXentLoss
 
@@ -108,6 +109,23 @@ def test_pcl_positions_exactly_threshold_apart_are_not_positives():
     z_a, z_b, _ = random_views(1, 2)
     positions = torch.tensor([0.0, 0.25], dtype=torch.float64)
     assert torch.equal(PositionalContrastiveLoss(threshold=0.25)(z_a, z_b, positions), NTXentLoss()(z_a, z_b))
+
+
+@pytest.mark.parametrize("base_to_apex", [True, False])
+def test_pcl_treats_all_neighbours_of_a_float32_ten_slice_stack_alike(base_to_apex):
+    """Neighbours are 0.1 apart; in float32 5 of the 9 differences round below 0.1, yet none is a positive."""
+    positions = torch.from_numpy(normalised_positions(10, base_to_apex)).to(torch.float32)
+    gaps = (positions[1:] - positions[:-1]).abs()
+    assert 0 < int((gaps < 0.1).sum()) < 9  # the rounding the rule must absorb
+    z_a, z_b, _ = random_views(4, 10, dtype=torch.float32)
+    assert torch.equal(PositionalContrastiveLoss(threshold=0.1)(z_a, z_b, positions), NTXentLoss()(z_a, z_b))
+    # two stacks: the only extra positives are the slices at the same position in the other stack
+    two_stacks = torch.cat([positions, positions.flip(0)])
+    z_a, z_b, _ = random_views(5, 20, dtype=torch.float32)
+    same_place = pcl_positive(two_stacks.double(), 1e-3)
+    expected = contrastive_reference(z_a.double(), z_b.double(), 0.1, same_place)
+    loss = PositionalContrastiveLoss(threshold=0.1)(z_a, z_b, two_stacks)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -9,24 +9,31 @@ from nnunet_ssp.methods.distributed import gather_with_grad, is_distributed
 from nnunet_ssp.methods.simclr import (SimCLR, check_temperature, check_views, partner_views,
                                        view_log_probabilities)
 
+# Position differences within this of the threshold count as ties; float32 rounding of positions in [0, 1] and of
+# their difference stays below 1e-6, and no stack has slices that close.
+TIE_TOLERANCE = 1e-6
+
 
 class PositionalContrastiveLoss(nn.Module):
     """Supervised-contrastive loss whose positives are defined by slice position (Zeng et al., MICCAI 2021).
 
     For 2N views (two per slice) with cosine similarities s_ij, temperature T and normalised slice positions
     q in [0, 1] (base to apex), the positives P(i) of anchor i are the other view of the same slice plus every
-    other view whose slice position differs by strictly less than the threshold t (slices of other subjects and
-    other frames included):
+    other view whose slice position differs by less than the threshold t (slices of other subjects and other
+    frames included):
 
         loss = 1/(2N) * sum_i -1/|P(i)| * sum_{p in P(i)} log( exp(s_ip / T) / sum_{a != i} exp(s_ia / T) )
 
-    With t = 0 this is exactly `NTXentLoss`; with t > 1 every other view is a positive. With
+    "Less than t" is |q_i - q_j| < t - TIE_TOLERANCE: a pair exactly t apart is a negative whatever float rounding
+    does to it (neighbours of a 10-slice stack are 0.1 apart, and in float32 some differences round below 0.1 and
+    some above), which is the strict rule PCL and the reference study state. With t = 0 this is exactly
+    `NTXentLoss`; with t > 1 every other view is a positive. With
     `gather_distributed=True` views and positions of all ranks are gathered first and every rank returns the same
     global loss; gradients flow only into this rank's embeddings (see `nnunet_ssp.methods.distributed`).
 
     Args:
         temperature: T > 0.
-        threshold: t >= 0; two views are positives when their positions differ by less than t.
+        threshold: t >= 0; two views are positives when their positions differ by less than t (ties excluded).
         gather_distributed: gather the views of all ranks before computing the loss.
     """
 
@@ -57,18 +64,17 @@ class PositionalContrastiveLoss(nn.Module):
     def _positive_pairs(self, positions: torch.Tensor) -> torch.Tensor:
         """2M x 2M boolean matrix of positive pairs for the views of M slices (first views, then second views)."""
         view_positions = torch.cat([positions, positions])
-        close = (view_positions[:, None] - view_positions[None, :]).abs() < self.threshold
+        close = (view_positions[:, None] - view_positions[None, :]).abs() < self.threshold - TIE_TOLERANCE
         close[partner_views(view_positions.shape[0], positions.device)] = True
         close.fill_diagonal_(False)
         return close
 
 
 class PositionalContrastiveLearning(SimCLR):
-    """PCL: SimCLR's views and head with positives defined by base-to-apex slice position (threshold 0.1).
+    """PCL: SimCLR's views, head and optimiser with positives defined by base-to-apex slice position (t 0.1).
 
-    Defaults from the reference study (temperature 0.1, SGD with momentum 0.9 and weight decay 1e-5, cosine decay)
-    except SimCLR's rate, 0.01 (the study: 0.1, `lr1e1`). Positions come from the slice table, computed on each
-    original stack (`nnunet_ssp.positions`).
+    Positions come from the slice table, computed on each original stack (`nnunet_ssp.positions`). Settings against
+    the reference study's: docs/studies/protocol_deviations.md.
     """
 
     name = "pcl"

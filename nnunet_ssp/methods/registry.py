@@ -31,9 +31,9 @@ class Method:
 METHODS: Dict[str, Method] = {m.name: m for m in (
     # SimCLR 1: SGD at 0.1; 2: at 0.01.
     Method("simclr", "nnunet_ssp.methods.simclr:SimCLR", "nnUNetTrainerSSP_SimCLR", "encoder_two_views", 2),
-    # PCL 1: SGD at 0.1; 2: at 0.01.
+    # PCL 1: SGD at 0.1; 2: at 0.01; 3: pairs exactly the threshold apart are negatives whatever float rounding does.
     Method("pcl", "nnunet_ssp.methods.pcl:PositionalContrastiveLearning", "nnUNetTrainerSSP_PCL",
-           "encoder_two_views", 2),
+           "encoder_two_views", 3),
     Method("dino", "nnunet_ssp.methods.dino:DINO", "nnUNetTrainerSSP_DINO", "teacher_and_student"),
     # MIM 1: 75 % masked; 2: 50 %.
     Method("mim", "nnunet_ssp.methods.mim:MaskedImageModelling", "nnUNetTrainerSSP_MIM", "masked_unet", 2),
