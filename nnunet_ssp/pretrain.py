@@ -53,7 +53,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         self.method_kwargs: dict = {}
         self.enable_deep_supervision = False
         self.oversample_foreground_percent = 0.0
-        self.initial_lr = self.method_class.initial_lr
+        self.initial_lr = self.method_class.peak_lr(self.configuration_manager.batch_size)
         self.weight_decay = self.method_class.weight_decay
         self.momentum = self.method_class.momentum
         self.nesterov = self.method_class.nesterov
@@ -111,8 +111,8 @@ class nnUNetTrainerSSP(nnUNetTrainer):
 
     def configure_optimizers(self):
         params = [p for p in self.training_model.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, self.initial_lr, weight_decay=self.weight_decay, momentum=self.momentum,
-                                    nesterov=self.nesterov)
+        optimizer = torch.optim.SGD(self.method.parameter_groups(params), self.initial_lr,
+                                    weight_decay=self.weight_decay, momentum=self.momentum, nesterov=self.nesterov)
         schedule = EpochLRSchedule(optimizer, self.initial_lr, self.num_epochs, self.warmup_epochs(), self.lr_decay,
                                    self.final_lr)
         return optimizer, schedule

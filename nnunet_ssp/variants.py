@@ -18,6 +18,8 @@ Tokens (each at most once, in any order):
     mask<P>          MIM: P % of the grid cells masked
     grid<G>          MIM: a G x G grid
     t0p<D>           PCL: positives closer than 0.D in base-to-apex position
+    teacherCopy      DINO: the teacher starts as a copy of the student (DINO's paper); teacherOwn, the default,
+                     gives it its own initialisation (the reference study)
     nnunetAug        MIM, SimCLR, PCL: nnU-Net's own augmentation for the views
     sspAug           MIM, SimCLR, PCL: SSP-strength augmentation for the views
 
@@ -80,6 +82,8 @@ TOKENS: List[Tuple[re.Pattern, Tuple[str, ...], Optional[str], Callable]] = [
     (re.compile(r"grid([1-9]\d*)"), (PRETRAIN,), "grid", lambda m: _method_kwarg("grid", int(m[1]))),
     (re.compile(r"t0p(\d+)"), (PRETRAIN,), "threshold",
      lambda m: _method_kwarg("threshold", float(f"0.{m[1]}"))),
+    (re.compile(r"teacher(Own|Copy)"), (PRETRAIN,), "teacher_init",
+     lambda m: _method_kwarg("teacher_init", m[1].lower())),
     (re.compile(r"(nnunet|ssp)Aug"), (PRETRAIN,), "augmentation", lambda m: _method_kwarg("augmentation", m[1])),
 ]
 

@@ -1,9 +1,10 @@
 """Augmented views for the contrastive and self-distillation methods, built from nnU-Net's own transforms.
 
 nnU-Net applies each augmentation with a low probability, which is right for segmentation but leaves two views of
-one crop nearly identical. Here the same batchgeneratorsv2 transforms run at SSP strength (rotation, zoom and
-translation always; intensity, noise, blur and gamma often), as in the reference study; DINO adds its crop scales,
-blur and solarisation.
+one crop nearly identical. Here the same batchgeneratorsv2 transforms run at SSP strength: rotation, zoom and
+translation always, noise, blur, brightness, contrast and gamma each with p 0.5. These probabilities and ranges are
+this project's, not the reference study's (docs/studies/protocol_deviations.md); DINO's crop scales and blur are
+the study's.
 """
 
 from typing import Sequence, Tuple
@@ -21,11 +22,14 @@ from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
 
-# Zoom ranges as region side / output side (batchgeneratorsv2: larger = smaller objects). DINO's crops cover 40-100 %
-# (global, output at the patch size) and 5-40 % (local, output at half the patch size) of the patch's area.
+# Zoom ranges as region side / output side (batchgeneratorsv2: larger = smaller objects), as the reference study
+# gives them. DINO's global crops (output at the patch size) come from regions 0.52-1.4 times its side, 14-100 % of
+# the largest one's area; its local crops (output at half the patch size) from regions 0.31-0.52 times their own side.
 FULL_ZOOM: Tuple[float, float] = (0.7, 1.4)
-DINO_GLOBAL_ZOOM: Tuple[float, float] = (0.4 ** 0.5, 1.0)
-DINO_LOCAL_ZOOM: Tuple[float, float] = (2 * 0.05 ** 0.5, 2 * 0.4 ** 0.5)
+DINO_GLOBAL_ZOOM: Tuple[float, float] = (1.4 * 0.14 ** 0.5, 1.4)
+DINO_LOCAL_ZOOM: Tuple[float, float] = (1.4 * 0.05 ** 0.5, 1.4 * 0.14 ** 0.5)
+BLUR_SIGMA: Tuple[float, float] = (0.5, 1.5)
+DINO_STRONG_BLUR_SIGMA: Tuple[float, float] = (0.1, 2.0)  # DINO's first global crop, always blurred
 
 
 class SolariseTransform(ImageOnlyTransform):
@@ -37,7 +41,8 @@ class SolariseTransform(ImageOnlyTransform):
 
 
 def ssp_view(patch_size: Sequence[int], rotation: RandomScalar, mirror_axes: Sequence[int],
-             zoom: Tuple[float, float] = FULL_ZOOM, p_blur: float = 0.5, p_solarise: float = 0.0) -> ComposeTransforms:
+             zoom: Tuple[float, float] = FULL_ZOOM, p_blur: float = 0.5, p_solarise: float = 0.0,
+             blur_sigma: Tuple[float, float] = BLUR_SIGMA) -> ComposeTransforms:
     """One view: random rotation, zoom and translation to `patch_size`, then intensity augmentations at p 0.5."""
     transforms = [
         SpatialTransform(tuple(patch_size), patch_center_dist_from_border=[p // 2 for p in patch_size],
@@ -45,7 +50,7 @@ def ssp_view(patch_size: Sequence[int], rotation: RandomScalar, mirror_axes: Seq
                          p_synchronize_scaling_across_axes=1),
         RandomTransform(GaussianNoiseTransform(noise_variance=(0, 0.1), p_per_channel=1, synchronize_channels=True),
                         apply_probability=0.5),
-        RandomTransform(GaussianBlurTransform(blur_sigma=(0.5, 1.5), synchronize_channels=True,
+        RandomTransform(GaussianBlurTransform(blur_sigma=blur_sigma, synchronize_channels=True,
                                               synchronize_axes=True, p_per_channel=1), apply_probability=p_blur),
         RandomTransform(MultiplicativeBrightnessTransform(multiplier_range=BGContrast((0.7, 1.3)),
                                                           synchronize_channels=True, p_per_channel=1),

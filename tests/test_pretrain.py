@@ -44,6 +44,21 @@ def test_a_rate_token_overrides_the_method_default_rate(phantom_env):
     assert make_trainer("nnUNetTrainerSSP_SimCLR_lr1e1").initial_lr == 0.1  # the reference study's rate
 
 
+def test_dino_trainer_scales_its_rate_with_the_batch_and_spares_biases_and_norms_weight_decay(phantom_env):
+    trainer = make_trainer("nnUNetTrainerSSP_DINO_1epochs_2iters")
+    batch = trainer.configuration_manager.batch_size
+    assert trainer.initial_lr == pytest.approx(0.03 * batch / 256)
+    assert make_trainer("nnUNetTrainerSSP_DINO_lr1e2").initial_lr == 0.01  # a rate token sets the rate itself
+    trainer.initialize()
+    decayed, free = trainer.optimizer.param_groups
+    assert (decayed["weight_decay"], free["weight_decay"]) == (1e-4, 0.0)
+    assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim == 1 for p in free["params"])
+    grouped = {id(p) for group in (decayed, free) for p in group["params"]}
+    assert grouped == {id(p) for p in trainer.training_model.parameters() if p.requires_grad}
+    assert not grouped & {id(p) for p in trainer.method.teacher_encoder.parameters()}
+    assert make_trainer("nnUNetTrainerSSP_DINO_teacherCopy").method_kwargs == {"teacher_init": "copy"}
+
+
 def test_mim_pretraining_writes_a_safe_checkpoint_that_stock_nnunet_accepts(phantom_env):
     from nnunetv2.run.load_pretrained_weights import load_pretrained_weights
 

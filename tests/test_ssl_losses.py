@@ -261,21 +261,23 @@ def test_update_teacher_gives_bit_for_bit_the_per_parameter_ema():
     assert all(torch.equal(t, e) for t, e in zip(teacher.parameters(), expected))
 
 
-def test_dino_step_equals_separate_teacher_and_student_head_calls():
-    """DINO.forward (one shared prototype matrix for both student head calls) against plain per-call heads."""
+def test_dino_student_head_runs_once_over_all_crops():
+    """DINO.forward against a plain step whose head sees the pooled features of all crops in one batch, so the
+    head's BatchNorm statistics span global and local crops together (the study's multi-crop wrapper)."""
     torch.manual_seed(0)
     network = build_unet()
     method = DINO(network, 1, [16, 16], num_epochs=10, out_dim=32, num_local_crops=2)
     views = [torch.randn(3, 1, 16, 16) for _ in range(2)] + [torch.randn(3, 1, 8, 8) for _ in range(2)]
     plain_network, plain_method = copy.deepcopy(network), copy.deepcopy(method)
+    separate_method = copy.deepcopy(method)
     loss = method(network, views, None, epoch=4)
     loss.backward()
     global_crops = torch.cat(views[:2])
     with torch.no_grad():
         teacher = plain_method.teacher_head(plain_method.teacher_encoder(global_crops)[-1]).chunk(2)
-    student = [*plain_method.head(plain_network.encoder(global_crops)[-1]).chunk(2),
-               *plain_method.head(plain_network.encoder(torch.cat(views[2:]))[-1]).chunk(2)]
-    reference = plain_method.loss(teacher, student, 4)
+    pooled = torch.cat([global_average_pool(plain_network.encoder(global_crops)[-1]),
+                        global_average_pool(plain_network.encoder(torch.cat(views[2:]))[-1])])
+    reference = plain_method.loss(teacher, plain_method.head.project(pooled).chunk(4), 4)
     reference.backward()
     assert torch.equal(loss, reference)
     assert torch.equal(method.loss.center, plain_method.loss.center)
@@ -283,6 +285,49 @@ def test_dino_step_equals_separate_teacher_and_student_head_calls():
                             [*plain_network.encoder.parameters(), *plain_method.head.parameters()]):
         if p.requires_grad:
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7, msg=name)
+    # the head's BatchNorm saw all 12 crops at once: its running mean moved by 0.1 x their mean
+    first_linear = method.head.mlp[0](pooled.detach())
+    torch.testing.assert_close(method.head.mlp[1].running_mean, 0.1 * first_linear.mean(dim=0))
+    # heads run separately on global and local crops normalise with other statistics and give another loss
+    student = [*separate_method.head(network.encoder(global_crops)[-1]).chunk(2),
+               *separate_method.head(network.encoder(torch.cat(views[2:]))[-1]).chunk(2)]
+    assert not torch.allclose(separate_method.loss(teacher, student, 4), reference)
+
+
+def test_dino_teacher_has_its_own_initialisation_unless_copied():
+    torch.manual_seed(0)
+    network = build_unet(features=(8, 16, 64))
+    own = DINO(network, 1, [16, 16], num_epochs=10, out_dim=32)
+    copied = DINO(network, 1, [16, 16], num_epochs=10, out_dim=32, teacher_init="copy")
+    student = dict(network.encoder.named_parameters())
+    for name, p in own.teacher_encoder.named_parameters():
+        assert not p.requires_grad and p.shape == student[name].shape
+        if p.ndim > 1:  # filters: drawn afresh by nnU-Net's own initialisation (He, biases 0), not copied
+            assert not torch.equal(p, student[name]), name
+            assert 0.8 < float(p.detach().std() / student[name].detach().std()) < 1.25, name
+        else:
+            assert torch.equal(p, student[name]), name  # biases 0, norm weights 1 as in the student
+    assert any(not torch.equal(t, s) for t, s in zip(own.teacher_head.parameters(), own.head.parameters()))
+    assert all(torch.equal(t, s) for t, s in zip(copied.teacher_encoder.parameters(), network.encoder.parameters()))
+    assert all(torch.equal(t, s) for t, s in zip(copied.teacher_head.parameters(), copied.head.parameters()))
+    with pytest.raises(ValueError, match="teacher_init must be one of own, copy"):
+        DINO(network, 1, [16, 16], num_epochs=10, out_dim=32, teacher_init="student")
+
+
+def test_dino_optimiser_groups_leave_biases_and_norms_without_weight_decay():
+    network = build_unet()
+    method = DINO(network, 1, [16, 16], num_epochs=10, out_dim=32)
+    trained = [p for p in [*network.encoder.parameters(), *method.parameters()] if p.requires_grad]
+    decayed, free = method.parameter_groups(trained)
+    assert "weight_decay" not in decayed and free["weight_decay"] == 0.0
+    assert {id(p) for p in decayed["params"]} | {id(p) for p in free["params"]} == {id(p) for p in trained}
+    assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim == 1 for p in free["params"])
+    norms = [m for m in [*network.encoder.modules(), *method.head.modules()]
+             if isinstance(m, (torch.nn.InstanceNorm2d, torch.nn.BatchNorm1d))]
+    assert norms and all(any(m.weight is p for p in free["params"]) for m in norms)
+    assert any(network.encoder.stages[0][0].convs[0].conv.bias is p for p in free["params"])
+    assert DINO.peak_lr(64) == pytest.approx(0.0075)  # the study: 0.03 x 64 / 256
+    assert DINO.peak_lr(12) == pytest.approx(0.03 * 12 / 256)
 
 
 def test_update_teacher_refuses_other_architectures_and_bad_momentum():

@@ -55,6 +55,15 @@ class SSPMethod(nn.Module):
         """One transform per view the loss needs; `nnunet_transforms(size)` is nnU-Net's training augmentation."""
         return [self.view_augmentation(patch_size, rotation, mirror_axes, nnunet_transforms)]
 
+    @classmethod
+    def peak_lr(cls, batch_size: int) -> float:
+        """Peak learning rate for a global batch of `batch_size` images: `initial_lr`, unless a method scales it."""
+        return cls.initial_lr
+
+    def parameter_groups(self, parameters: List[nn.Parameter]) -> List[dict]:
+        """The optimiser's parameter groups of the trained `parameters`: one, at the trainer's weight decay."""
+        return [{"params": parameters}]
+
     def trained_parameters(self, network: nn.Module) -> List[nn.Parameter]:
         """The U-Net parameters this method trains (the rest stay frozen at their initial values)."""
         modules = [network.encoder] if self.trained_parts == (ENCODER,) else [network.encoder, network.decoder]

@@ -1,17 +1,17 @@
 """DINO: self-distillation of a momentum teacher into a student across image crops."""
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import List, Optional
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from nnunet_ssp.methods.base import ENCODER, SSPMethod, deepest_channels
 from nnunet_ssp.methods.distributed import all_reduce_mean, gather_with_grad, is_distributed
 from nnunet_ssp.methods.heads import DINOHead, global_average_pool
 from nnunet_ssp.schedules import cosine_schedule
-from nnunet_ssp.views import DINO_GLOBAL_ZOOM, DINO_LOCAL_ZOOM, ssp_view
+from nnunet_ssp.views import DINO_GLOBAL_ZOOM, DINO_LOCAL_ZOOM, DINO_STRONG_BLUR_SIGMA, ssp_view
 
 
 class DINOLoss(nn.Module):
@@ -144,20 +144,33 @@ def update_teacher(teacher: nn.Module, student: nn.Module, momentum: float) -> N
         teacher_buffer.copy_(student_buffers[name])
 
 
+TEACHER_INITS = ("own", "copy")
+
+
+def own_initialisation(module: nn.Module, initialise: Optional[Callable[[nn.Module], None]]) -> nn.Module:
+    """A copy of `module` whose parameters are drawn afresh: each layer's reset, then `initialise` (e.g. nnU-Net's)."""
+    fresh = copy.deepcopy(module)
+    for layer in fresh.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    if initialise is not None:
+        fresh.apply(initialise)
+    return fresh
+
+
 class DINO(SSPMethod):
     """DINO with a CNN encoder: an EMA teacher on two global crops distils into the student on all crops.
 
-    Views: two global crops at the patch size (the first always blurred, the second solarised with p 0.2) and
-    `num_local_crops` local crops at half of it. Head: `DINOHead` on the pooled deepest encoder stage; its last
-    layer is frozen during the first `freeze_last_layer_epochs` epochs. Teacher momentum follows a cosine from
-    0.996 to 1 over all steps; the teacher temperature warms up from 0.02 to 0.04 over 30 % of the epochs.
-    Optimiser as in the reference study: SGD (momentum 0.9), linear warm-up over 10 % of the epochs to 0.0075,
-    then cosine decay to 1e-6. The student encoder is what transfers.
+    Crops, head, schedules and optimiser as the reference study ran them: the student head runs once over the pooled
+    features of all crops (BatchNorm statistics over global and local crops together), the teacher starts from its
+    own initialisation (`teacher_init="copy"`: a copy of the student, as in DINO's paper), biases and norm
+    parameters get no weight decay, and the peak rate is 0.03 x batch / 256. Settings against the study's:
+    docs/studies/protocol_deviations.md. The student encoder is what transfers.
     """
 
     name = "dino"
     trained_parts = (ENCODER,)
-    initial_lr = 0.0075
+    initial_lr = 0.03  # at a batch of 256 images, scaled linearly with the batch (`peak_lr`)
     weight_decay = 1e-4
     momentum = 0.9
     nesterov = False
@@ -168,20 +181,38 @@ class DINO(SSPMethod):
 
     def __init__(self, network: nn.Module, num_input_channels: int, patch_size: Sequence[int], num_epochs: int,
                  out_dim: int = 8192, num_local_crops: int = 6, teacher_momentum: float = 0.996,
-                 freeze_last_layer_epochs: int = 1, warmup_teacher_fraction: float = 0.3):
+                 freeze_last_layer_epochs: int = 1, warmup_teacher_fraction: float = 0.3, teacher_init: str = "own"):
         super().__init__(num_epochs, augmentation=None)  # DINO builds its own crops
+        if teacher_init not in TEACHER_INITS:
+            raise ValueError(f"teacher_init must be one of {', '.join(TEACHER_INITS)}, got {teacher_init!r}")
         self.num_local_crops = num_local_crops
         self.teacher_momentum = teacher_momentum
         self.freeze_last_layer_epochs = freeze_last_layer_epochs
         self.head = DINOHead(deepest_channels(network), out_dim=out_dim)
-        self.teacher_encoder = copy.deepcopy(network.encoder).requires_grad_(False)
-        self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
+        if teacher_init == "copy":
+            self.teacher_encoder, self.teacher_head = copy.deepcopy(network.encoder), copy.deepcopy(self.head)
+        else:
+            self.teacher_encoder = own_initialisation(network.encoder, getattr(network, "initialize", None))
+            self.teacher_head = DINOHead(deepest_channels(network), out_dim=out_dim)
+        self.teacher_encoder.requires_grad_(False)
+        self.teacher_head.requires_grad_(False)
         self.loss = DINOLoss(out_dim, warmup_teacher_epochs=round(warmup_teacher_fraction * num_epochs),
                              gather_distributed=is_distributed())
 
+    @classmethod
+    def peak_lr(cls, batch_size: int) -> float:
+        """The study's linear scaling rule: `initial_lr` * batch / 256."""
+        return cls.initial_lr * batch_size / 256
+
+    def parameter_groups(self, parameters: List[nn.Parameter]) -> List[dict]:
+        """Weight decay on weight matrices and filters only; biases and norm parameters (1-D) in a group without."""
+        return [{"params": [p for p in parameters if p.ndim > 1]},
+                {"params": [p for p in parameters if p.ndim <= 1], "weight_decay": 0.0}]
+
     def view_transforms(self, patch_size, rotation, mirror_axes, nnunet_transforms):
-        local = ssp_view([p // 2 for p in patch_size], rotation, mirror_axes, DINO_LOCAL_ZOOM, p_blur=0.5)
-        return [ssp_view(patch_size, rotation, mirror_axes, DINO_GLOBAL_ZOOM, p_blur=1.0),
+        local = ssp_view([p // 2 for p in patch_size], rotation, mirror_axes, DINO_LOCAL_ZOOM, p_blur=0.1)
+        return [ssp_view(patch_size, rotation, mirror_axes, DINO_GLOBAL_ZOOM, p_blur=1.0,
+                         blur_sigma=DINO_STRONG_BLUR_SIGMA),
                 ssp_view(patch_size, rotation, mirror_axes, DINO_GLOBAL_ZOOM, p_blur=0.1, p_solarise=0.2),
                 *[local] * self.num_local_crops]
 
@@ -189,11 +220,10 @@ class DINO(SSPMethod):
         global_crops = torch.cat(views[:2])
         with torch.no_grad():
             teacher = self.teacher_head(self.teacher_encoder(global_crops)[-1]).chunk(2)
-        # both student head calls share one weight-normalised prototype matrix (computed once, one backward)
-        with parametrize.cached():
-            student = list(self.head(network.encoder(global_crops)[-1]).chunk(2))
-            if len(views) > 2:
-                student += list(self.head(network.encoder(torch.cat(views[2:]))[-1]).chunk(len(views) - 2))
+        pooled = [global_average_pool(network.encoder(global_crops)[-1])]
+        if len(views) > 2:
+            pooled.append(global_average_pool(network.encoder(torch.cat(views[2:]))[-1]))
+        student = self.head.project(torch.cat(pooled)).chunk(len(views))
         return self.loss(teacher, student, epoch)
 
     def embed(self, deepest_features: torch.Tensor) -> torch.Tensor:

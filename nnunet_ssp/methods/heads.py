@@ -18,10 +18,8 @@ def global_average_pool(feature_map: torch.Tensor) -> torch.Tensor:
 class ProjectionHead(nn.Module):
     """Global average pool, then an MLP of Linear layers with BatchNorm and ReLU between them (SimCLR and PCL).
 
-    The widths match the reference recipe: three Linear layers of width 512, nothing after the last. The BatchNorm
-    after each hidden layer (as in SimCLR's own head) is needed with nnU-Net's encoders: their deepest stage ends in
-    InstanceNorm, so its pooled features barely differ between images, and without BatchNorm the embeddings start
-    (and on the phantom stayed) collapsed, with the NT-Xent loss stuck at log(2N - 1).
+    BatchNorm after each hidden layer (as in SimCLR's own head) because nnU-Net's encoders end in InstanceNorm, whose
+    pooled features barely differ between images: without it the embeddings stayed collapsed on the phantom.
 
     Args:
         in_channels: channels of the deepest encoder stage.
@@ -82,8 +80,11 @@ class DINOHead(nn.Module):
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Prototype scores (N x out_dim) of an N x C x H x W feature map."""
-        bottleneck = F.normalize(self.mlp(global_average_pool(feature_map)), dim=1)
-        return self.last_layer(bottleneck)
+        return self.project(global_average_pool(feature_map))
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Prototype scores (N x out_dim) of pooled features (N x C); BatchNorm statistics span all N rows."""
+        return self.last_layer(F.normalize(self.mlp(pooled), dim=1))
 
     def cancel_last_layer_gradients(self) -> None:
         """Drop the prototype layer's gradients so the next optimiser step leaves it alone (DINO, first epoch)."""

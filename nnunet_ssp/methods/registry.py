@@ -34,7 +34,9 @@ METHODS: Dict[str, Method] = {m.name: m for m in (
     # PCL 1: SGD at 0.1; 2: at 0.01; 3: pairs exactly the threshold apart are negatives whatever float rounding does.
     Method("pcl", "nnunet_ssp.methods.pcl:PositionalContrastiveLearning", "nnUNetTrainerSSP_PCL",
            "encoder_two_views", 3),
-    Method("dino", "nnunet_ssp.methods.dino:DINO", "nnUNetTrainerSSP_DINO", "teacher_and_student"),
+    # DINO 2: the reference study's recipe (teacher's own initialisation, head over all crops at once, its crop
+    # scales and blur, no weight decay on biases and norms, rate scaled with the batch).
+    Method("dino", "nnunet_ssp.methods.dino:DINO", "nnUNetTrainerSSP_DINO", "teacher_and_student", 2),
     # MIM 1: 75 % masked; 2: 50 %.
     Method("mim", "nnunet_ssp.methods.mim:MaskedImageModelling", "nnUNetTrainerSSP_MIM", "masked_unet", 2),
 )}
