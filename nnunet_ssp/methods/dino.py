@@ -161,11 +161,8 @@ def own_initialisation(module: nn.Module, initialise: Optional[Callable[[nn.Modu
 class DINO(SSPMethod):
     """DINO with a CNN encoder: an EMA teacher on two global crops distils into the student on all crops.
 
-    Crops, head, schedules and optimiser as the reference study ran them: the student head runs once over the pooled
-    features of all crops (BatchNorm statistics over global and local crops together), the teacher starts from its
-    own initialisation (`teacher_init="copy"`: a copy of the student, as in DINO's paper), biases and norm
-    parameters get no weight decay, and the peak rate is 0.03 x batch / 256. Settings against the study's:
-    docs/studies/protocol_deviations.md. The student encoder is what transfers.
+    As the reference study ran it (crops, head once over all crops, teacher's own initialisation, optimiser); the
+    student encoder is what transfers. Settings against the study's: docs/studies/protocol_deviations.md.
     """
 
     name = "dino"

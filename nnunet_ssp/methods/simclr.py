@@ -80,10 +80,7 @@ class NTXentLoss(nn.Module):
 class SimCLR(SSPMethod):
     """SimCLR: two SSP-strength views of each slice, a projection MLP on the pooled deepest encoder stage, NT-Xent.
 
-    Defaults from the reference study (temperature 0.1, head 3 x Linear(512), SGD with momentum 0.9 and weight decay
-    1e-4, cosine decay to 0) except the rate: 0.01, not its 0.1 for 448 views a batch, which at nnU-Net's 2D batch
-    grows the encoder's filters and costs Dice after fine-tuning (docs/recipe_study.md; `lr1e1` restores 0.1).
-    The encoder is what transfers.
+    The encoder is what transfers. Settings against the reference study's: docs/studies/protocol_deviations.md.
     """
 
     name = "simclr"
