@@ -314,6 +314,26 @@ def test_dino_teacher_has_its_own_initialisation_unless_copied():
         DINO(network, 1, [16, 16], num_epochs=10, out_dim=32, teacher_init="student")
 
 
+def test_dino_crops_use_the_study_scales_and_blur():
+    from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
+    from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+
+    method = DINO(build_unet(), 1, [32, 32], num_epochs=10, out_dim=32)
+    views = method.view_transforms([32, 32], (-3.14, 3.14), (0, 1), None)
+    assert len(views) == 8
+
+    def settings(view):
+        (spatial,) = [t for t in view.transforms if isinstance(t, SpatialTransform)]
+        (blur,) = [t for t in view.transforms if isinstance(getattr(t, "transform", None), GaussianBlurTransform)]
+        return tuple(spatial.patch_size), spatial.scaling, blur.apply_probability, blur.transform.blur_sigma
+
+    first, second, local = (settings(views[i]) for i in (0, 1, 2))
+    assert first[:2] == second[:2] == ((32, 32), pytest.approx((0.524, 1.4), abs=1e-3))  # 14-100 % of 1.4^2
+    assert local[:2] == ((16, 16), pytest.approx((0.313, 0.524), abs=1e-3))
+    assert (first[2], first[3]) == (1.0, (0.1, 2.0))
+    assert (second[2], second[3]) == (local[2], local[3]) == (0.1, (0.5, 1.5))
+
+
 def test_dino_optimiser_groups_leave_biases_and_norms_without_weight_decay():
     network = build_unet()
     method = DINO(network, 1, [16, 16], num_epochs=10, out_dim=32)
