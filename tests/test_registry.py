@@ -76,7 +76,7 @@ def test_an_unregistered_method_is_nowhere(nnunet_env):
 def test_the_four_methods_and_their_names():
     """Trainer names and recipe versions are contracts: checkpoints and benchmark markers carry them."""
     assert {m.name: (m.trainer, m.recipe_version) for m in METHODS.values()} == {
-        "simclr": ("nnUNetTrainerSSP_SimCLR", 2), "pcl": ("nnUNetTrainerSSP_PCL", 2),
-        "dino": ("nnUNetTrainerSSP_DINO", 1), "mim": ("nnUNetTrainerSSP_MIM", 2)}
+        "simclr": ("nnUNetTrainerSSP_SimCLR", 2), "pcl": ("nnUNetTrainerSSP_PCL", 3),
+        "dino": ("nnUNetTrainerSSP_DINO", 2), "mim": ("nnUNetTrainerSSP_MIM", 2)}
     for method in METHODS.values():
         assert method.load_class().name == method.name
