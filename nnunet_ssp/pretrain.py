@@ -33,6 +33,7 @@ from nnunet_ssp.methods import METHODS, Method, get_method_class, method_of_trai
 from nnunet_ssp.methods.base import SSPModel
 from nnunet_ssp.methods.heads import global_average_pool
 from nnunet_ssp.methods.probes import encoder_probes
+from nnunet_ssp.process_group import join_torchrun_group, process_device
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 from nnunet_ssp.slice_loader import SSPSliceLoader
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
@@ -48,7 +49,9 @@ class nnUNetTrainerSSP(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        join_torchrun_group(device)
         super().__init__(plans, configuration, fold, dataset_json, device)
+        self._use_process_device(device)
         self.method_class = get_method_class(self.method_name)
         self.method_kwargs: dict = {}
         self.enable_deep_supervision = False
@@ -70,6 +73,13 @@ class nnUNetTrainerSSP(nnUNetTrainer):
         self._visual_views = None
         self._probe_batches: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[str]]] = []
 
+    def _use_process_device(self, requested: torch.device) -> None:
+        """In a distributed run, train on this process's own device (nnU-Net assumes cuda:<global rank>)."""
+        if self.is_ddp:
+            self.device = process_device(requested)
+            if self.device.type != "cuda":
+                self.grad_scaler = None
+
     def initialize(self) -> None:
         if self.was_initialized:
             raise RuntimeError("initialize() was called twice on the same trainer.")
@@ -86,9 +96,11 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             p.requires_grad_(id(p) in trained)
         self.training_model = SSPModel(self.network, self.method)
         self.optimizer, self.lr_scheduler = self.configure_optimizers()
-        if self.is_ddp:
+        if self.is_ddp and self.device.type == "cuda":
             self.training_model = DDP(nn.SyncBatchNorm.convert_sync_batchnorm(self.training_model),
-                                      device_ids=[self.local_rank])
+                                      device_ids=[self.device.index])
+        elif self.is_ddp:  # torch synchronises batch norm on accelerators only
+            self.training_model = DDP(self.training_model)
         self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
         self.was_initialized = True
         self.logger.update_config({"hparas": self.hyperparameters()})
@@ -103,6 +115,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             "num_val_iterations_per_epoch": self.num_val_iterations_per_epoch,
             "batch_size": self.configuration_manager.batch_size, "ssp_data": self.ssp_data,
             "batch_size_per_process": getattr(self, "batch_size", self.configuration_manager.batch_size),
+            "processes": dist.get_world_size() if self.is_ddp else 1,
         }
 
     def warmup_epochs(self) -> int:
