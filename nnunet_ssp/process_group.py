@@ -29,11 +29,14 @@ def torchrun_world_size() -> Optional[int]:
 def check_cuda_devices(processes: int, launcher: str) -> None:
     """Refuse to start `processes` CUDA processes on this machine when fewer CUDA devices are visible."""
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if processes > available:
-        raise InputError(f"{launcher} asks for {processes} CUDA process{'es' if processes > 1 else ''} on this "
-                         f"machine, but {available} CUDA device{'s are' if available != 1 else ' is'} visible "
-                         f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); ask for at "
-                         f"most {available}, or train on the CPU with -device cpu.")
+    if processes <= available:
+        return
+    visible = {0: "no CUDA device is visible", 1: "only 1 CUDA device is visible"}.get(
+        available, f"only {available} CUDA devices are visible")
+    advice = f"ask for at most {available}, or" if available else "instead,"
+    raise InputError(f"{launcher} asks for {processes} CUDA process{'es' if processes > 1 else ''} on this machine, "
+                     f"but {visible} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+                     f"{advice} train on the CPU with -device cpu.")
 
 
 def join_torchrun_group(device: torch.device) -> None:
