@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "benchmark_speed",
     "demo",
     "inspect",
+    "device_check",
 )
 
 

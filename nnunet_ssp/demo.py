@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 from nnunet_ssp.benchmark import BenchmarkSettings, run_benchmark
 from nnunet_ssp.benchmark.grid import BASELINE, PRETRAIN, plan_runs
@@ -36,7 +36,8 @@ class DemoSettings:
     """The demo's size: phantom subjects, image size, schedule and labelled-subject counts."""
     subjects: int = 14
     test_subjects: int = 4
-    image_size: int = 64
+    image_size: Optional[int] = 64  # None: each subject at its scanner's matrix (110-220 pixels)
+    spacing: Optional[float] = None  # in-plane mm; None: from the field of view
     labelled: Tuple[int, ...] = (2,)
     pretrain_epochs: int = DEMO_EPOCHS
     finetune_epochs: int = DEMO_EPOCHS
@@ -56,24 +57,38 @@ def demo_environment(out: Path) -> dict:
     return roots
 
 
-def prepare_demo_dataset(out: Path, settings: DemoSettings) -> str:
+def plan_and_preprocess(dataset_id: int, plans: str, num_processes: int) -> None:
+    """The 2d configuration planned and preprocessed: CPU-sized under `CPU_PLANS_NAME`, else by nnU-Net's default
+    planner (full-sized network, batch for its GPU memory target) under the name `plans`."""
+    if plans == CPU_PLANS_NAME:
+        plan_and_preprocess_cpu(dataset_id, num_processes=num_processes)
+        return
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, plan_experiments, preprocess
+
+    extract_fingerprints([dataset_id], num_processes=num_processes, check_dataset_integrity=True)
+    plan_experiments([dataset_id], overwrite_plans_name=plans)
+    preprocess([dataset_id], plans, ["2d"], [num_processes])
+
+
+def prepare_demo_dataset(out: Path, settings: DemoSettings, plans: str = CPU_PLANS_NAME) -> str:
     """Phantom, conversion, plans and preprocessing, and the unlabeled pool; each step is skipped when it finished."""
     cines = out / "cines"
     raw = raw_dataset_folder(f"Dataset{DEMO_DATASET_ID:03d}_{DEMO_DATASET_NAME}")
     if not (cines / patient_name(settings.subjects, settings.subjects) / INFO_FILE).is_file():
         print(f"1/4 Generating {settings.subjects} phantom subjects in {cines}")
         generate_phantom(cines, settings.subjects, settings.seed, image_size=settings.image_size,
-                         num_processes=settings.num_processes)
+                         spacing=settings.spacing, num_processes=settings.num_processes)
     if not (raw / "dataset.json").is_file():
         print(f"2/4 Converting them into {raw}")
         convert_acdc(cines, DEMO_DATASET_ID, name=DEMO_DATASET_NAME, test_subjects=settings.test_subjects)
     try:
-        check_preprocessed(raw.name, CPU_PLANS_NAME)
+        check_preprocessed(raw.name, plans)
     except InputError:  # never planned, or the preprocessing was interrupted
-        print("3/4 Planning (CPU-sized network) and preprocessing")
-        plan_and_preprocess_cpu(DEMO_DATASET_ID, num_processes=settings.num_processes)
+        print(f"3/4 Planning ({'CPU-sized' if plans == CPU_PLANS_NAME else 'nnU-Net-sized'} network) and "
+              f"preprocessing")
+        plan_and_preprocess(DEMO_DATASET_ID, plans, settings.num_processes)
     print("4/4 Preprocessing every frame of the training cines into the unlabeled pool")
-    prepare_unlabeled(DEMO_DATASET_ID, cines, plans_name=CPU_PLANS_NAME, num_processes=settings.num_processes)
+    prepare_unlabeled(DEMO_DATASET_ID, cines, plans_name=plans, num_processes=settings.num_processes)
     return raw.name
 
 
