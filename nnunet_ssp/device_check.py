@@ -11,7 +11,6 @@ be read; on CUDA nnU-Net trains under autocast with its GradScaler (AMP). The fi
 
 import json
 import os
-import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -49,8 +48,9 @@ class CheckSize:
 
 
 FULL = CheckSize(DemoSettings(subjects=7, test_subjects=2, image_size=None, num_processes=4), FULL_PLANS,
-                 epochs=2, iters=20, speed_steps=10, speed_warmup=3, speed_loader_batches=10)
-TINY = CheckSize(DemoSettings(subjects=7, test_subjects=2, image_size=32, spacing=5.0, num_processes=1),
+                 epochs=2, iters=20, speed_steps=5, speed_warmup=2, speed_loader_batches=4)
+# 5 training subjects are the fewest the converter splits into 5 folds; the test subject's ED and ES are predicted
+TINY = CheckSize(DemoSettings(subjects=6, test_subjects=1, image_size=32, spacing=5.0, num_processes=1),
                  CPU_PLANS_NAME, epochs=2, iters=2, speed_steps=2, speed_warmup=1, speed_loader_batches=2)
 
 
@@ -129,7 +129,7 @@ def _train(trainer: str, size: CheckSize, device: str, fold: str, pretrained: Op
     return f"nnU-Net's validation: mean Dice {summary['foreground_mean']['Dice']:.3f}"
 
 
-def _predict_and_evaluate(trainer: str, size: CheckSize, device: str, out: Path) -> str:
+def _predict_and_evaluate(trainer: str, size: CheckSize, device: str) -> str:
     """nnU-Net's predictor on the first test cases, then its evaluation; the note says the mean Dice."""
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder2
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -137,16 +137,15 @@ def _predict_and_evaluate(trainer: str, size: CheckSize, device: str, out: Path)
     raw = raw_dataset_folder(DATASET)
     ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
     cases = sorted(p.name[:-len(ending)] for p in (raw / "labelsTs").glob(f"*{ending}"))[:PREDICTED_CASES]
-    predictions = out / "predictions"
-    shutil.rmtree(predictions, ignore_errors=True)
+    fold = _results_folder(trainer, size.plans, "0")
+    predictions = fold / "device_check_predictions"
     predictor = nnUNetPredictor(device=torch.device(device), allow_tqdm=False)
-    model = _results_folder(trainer, size.plans, "0").parent
-    predictor.initialize_from_trained_model_folder(str(model), use_folds=(0,))
+    predictor.initialize_from_trained_model_folder(str(fold.parent), use_folds=(0,))
     predictor.predict_from_files([[str(raw / "imagesTs" / f"{c}_0000{ending}")] for c in cases],
                                  [str(predictions / c) for c in cases], num_processes_preprocessing=1,
                                  num_processes_segmentation_export=1)
-    compute_metrics_on_folder2(str(raw / "labelsTs"), str(predictions), str(model / "dataset.json"),
-                               str(model / "plans.json"), str(predictions / "summary.json"), num_processes=1,
+    compute_metrics_on_folder2(str(raw / "labelsTs"), str(predictions), str(fold.parent / "dataset.json"),
+                               str(fold.parent / "plans.json"), str(predictions / "summary.json"), num_processes=1,
                                chill=True)
     summary = json.loads((predictions / "summary.json").read_text())
     return f"{len(cases)} test cases, mean Dice {summary['foreground_mean']['Dice']:.3f}"
@@ -195,11 +194,12 @@ def device_check(out: Path, device: str, tiny: bool, num_gpus: int = 1) -> Devic
         check_cuda_devices(num_gpus, "-num_gpus")
     size = TINY if tiny else FULL
     out = Path(out).resolve()
+    if not tiny:  # nnU-Net's own number of augmentation workers, not the demo's CPU-sized default
+        from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
+        os.environ.setdefault("nnUNet_n_proc_DA", str(get_allowed_n_proc_DA()))
     demo_environment(out)
     os.environ.setdefault("nnUNet_compile", "false")  # the SSP trainers never compile; compare like with like
     os.environ["nnUNet_extTrainer"] = environment_exports()["nnUNet_extTrainer"]
-    shutil.rmtree(out / "nnUNet_results", ignore_errors=True)
-    (out / "nnUNet_results").mkdir()
     check = DeviceCheck(device, tiny, num_gpus)
     steps = [("phantom dataset", lambda: f"plans {size.plans}, dataset "
                                          f"{prepare_demo_dataset(out, size.phantom, size.plans)}")]
@@ -207,7 +207,7 @@ def device_check(out: Path, device: str, tiny: bool, num_gpus: int = 1) -> Devic
     mim = _results_folder(_pretrainer("mim", size), size.plans, "all") / "checkpoint_final.pth"
     finetuner = f"nnUNetTrainerSSPFinetune_{size.epochs}epochs_{size.iters}iters"
     steps += [("fine-tune from mim", lambda: _train(finetuner, size, device, "0", mim)),
-              ("predict and evaluate", lambda: _predict_and_evaluate(finetuner, size, device, out)),
+              ("predict and evaluate", lambda: _predict_and_evaluate(finetuner, size, device)),
               ("benchmark-speed", lambda: _speed(size, device))]
     if num_gpus > 1:
         steps.append((f"pretrain mim on {num_gpus} processes",

@@ -7,6 +7,7 @@ two launches whose processes get the same global ranks must train bit for bit th
 ranks' gradients in the same order in both, so the comparison is exact, not within a tolerance.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -93,11 +94,16 @@ def assert_same_tensors(a: dict, b: dict) -> None:
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-def assert_ranks_agree(rank0: dict, rank1: dict, global_loss: bool) -> None:
-    """Both ranks end with the same weights and method state, took their share of the plans' batch, and (for a
-    loss over the gathered batch) computed the same loss."""
+def plans_batch_size(phantom_roots) -> int:
+    plans = phantom_roots["nnUNet_preprocessed"] / DATASET / f"{PLANS}.json"
+    return json.loads(plans.read_text())["configurations"]["2d"]["batch_size"]
+
+
+def assert_ranks_agree(rank0: dict, rank1: dict, global_loss: bool, batch_size: int) -> None:
+    """Both ranks end with the same weights and method state, took their share of the plans' batch (rank 0 the
+    larger half, as nnU-Net splits it), and (for a loss over the gathered batch) computed the same loss."""
     assert (rank0["world_size"], rank1["world_size"], rank0["device"], rank1["device"]) == (2, 2, "cpu", "cpu")
-    assert {rank0["batch_sizes"][0], rank1["batch_sizes"][0]} == {4, 3}  # the plans' batch of 7, split
+    assert set(rank0["batch_sizes"]) == {(batch_size + 1) // 2} and set(rank1["batch_sizes"]) == {batch_size // 2}
     assert_same_tensors(rank0["network"], rank1["network"])
     assert_same_tensors(rank0["method"], rank1["method"])
     assert not all(torch.equal(rank0["network"][k], rank0["start_network"][k]) for k in rank0["network"])
@@ -113,7 +119,7 @@ def dino_two_nodes(phantom_roots, tmp_path_factory):
     return out, two_nodes(phantom_roots, out, "nnUNetTrainerSSPProbe_DINO")
 
 
-def test_two_torchrun_nodes_train_dino_and_only_rank_0_writes_checkpoints(dino_two_nodes):
+def test_two_torchrun_nodes_train_dino_and_only_rank_0_writes_checkpoints(phantom_roots, dino_two_nodes):
     _, folders = dino_two_nodes
     # the rendezvous, not --node-rank, orders the ranks: rank 0 is whichever node joined first
     rank0_folder, rank1_folder = sorted(folders, key=lambda f: not (f / "probe_rank0.pt").exists())
@@ -122,12 +128,14 @@ def test_two_torchrun_nodes_train_dino_and_only_rank_0_writes_checkpoints(dino_t
                                                                              "checkpoint_final.pth"]
     assert not list(rank1_folder.glob("checkpoint_*")) and not (rank1_folder / "ssp_summary.json").exists()
     rank0, rank1 = load(rank0_folder / "probe_rank0.pt"), load(rank1_folder / "probe_rank1.pt")
-    assert_ranks_agree(rank0, rank1, global_loss=True)
+    batch_size = plans_batch_size(phantom_roots)
+    assert_ranks_agree(rank0, rank1, True, batch_size)
     assert rank0["method"]["loss.center"].abs().sum() > 0  # the centre moved, the same on both ranks
     checkpoint = load(rank0_folder / "checkpoint_final.pth")
     assert_same_tensors(checkpoint["network_weights"], rank0["network"])
     hyper = checkpoint["ssp"]["hyperparameters"]
-    assert (hyper["processes"], hyper["batch_size"], hyper["batch_size_per_process"]) == (2, 7, 4)
+    assert (hyper["processes"], hyper["batch_size"], hyper["batch_size_per_process"]) == \
+        (2, batch_size, (batch_size + 1) // 2)
 
 
 @pytest.mark.slow
@@ -152,7 +160,8 @@ def test_two_processes_train_and_resume_with_c(phantom_roots, tmp_path, method, 
     trainer = f"nnUNetTrainerSSPProbe_{method}"
     folder = one_node(phantom_roots, tmp_path / "results", trainer, 1)
     first = load(folder / "checkpoint_final.pth")
-    assert_ranks_agree(load(folder / "probe_rank0.pt"), load(folder / "probe_rank1.pt"), global_loss)
+    assert_ranks_agree(load(folder / "probe_rank0.pt"), load(folder / "probe_rank1.pt"), global_loss,
+                       plans_batch_size(phantom_roots))
     one_node(phantom_roots, tmp_path / "results", trainer, 2, "--c")
     resumed = load(folder / "checkpoint_final.pth")
     assert (first["current_epoch"], resumed["current_epoch"]) == (1, 2)
@@ -162,7 +171,8 @@ def test_two_processes_train_and_resume_with_c(phantom_roots, tmp_path, method, 
         probe = load(folder / f"probe_rank{rank}.pt")
         assert probe["start_epoch"] == 1  # both ranks continued from the checkpoint, not from scratch
         assert_same_tensors(probe["start_network"], first["network_weights"])
-    assert_ranks_agree(load(folder / "probe_rank0.pt"), load(folder / "probe_rank1.pt"), global_loss)
+    assert_ranks_agree(load(folder / "probe_rank0.pt"), load(folder / "probe_rank1.pt"), global_loss,
+                       plans_batch_size(phantom_roots))
 
 
 def test_more_cuda_processes_than_devices_stop_with_one_sentence(phantom_roots, tmp_path):
