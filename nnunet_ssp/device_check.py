@@ -172,7 +172,7 @@ def _pretrain_on_processes(size: CheckSize, device: str, processes: int, out: Pa
     from nnunet_ssp.benchmark.runner import call_logged
 
     trainer = _pretrainer("mim", size)
-    train = [nnunet_executable("nnUNetv2_train"), DATASET, "2d", "all", "-p",
+    train = [nnunet_executable("nnUNetv2_train"), DATASET, "2d", "0", "-p",
              size.plans, "-tr", trainer, "-device", device]
     if device == "cuda":
         argv = train + ["-num_gpus", str(processes)]
@@ -203,8 +203,9 @@ def device_check(out: Path, device: str, tiny: bool, num_gpus: int = 1) -> Devic
     check = DeviceCheck(device, tiny, num_gpus)
     steps = [("phantom dataset", lambda: f"plans {size.plans}, dataset "
                                          f"{prepare_demo_dataset(out, size.phantom, size.plans)}")]
-    steps += [(f"pretrain {m}", lambda m=m: _train(_pretrainer(m, size), size, device, "all")) for m in METHOD_CLASSES]
-    mim = _results_folder(_pretrainer("mim", size), size.plans, "all") / "checkpoint_final.pth"
+    # pretraining and fine-tuning on the same fold, so no validation subject is seen in pretraining
+    steps += [(f"pretrain {m}", lambda m=m: _train(_pretrainer(m, size), size, device, "0")) for m in METHOD_CLASSES]
+    mim = _results_folder(_pretrainer("mim", size), size.plans, "0") / "checkpoint_final.pth"
     finetuner = f"nnUNetTrainerSSPFinetune_{size.epochs}epochs_{size.iters}iters"
     steps += [("fine-tune from mim", lambda: _train(finetuner, size, device, "0", mim)),
               ("predict and evaluate", lambda: _predict_and_evaluate(finetuner, size, device)),
