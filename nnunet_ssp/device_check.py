@@ -1,9 +1,10 @@
 """The device check: every part of nnunet-ssp once, briefly, on this machine's device, with one table at the end.
 
 On the phantom (the demo's dataset, below its own folder with its own nnU-Net data roots): plans at nnU-Net's full
-size (`--tiny`: tiny images and CPU-sized plans), each method's pretraining for 2 epochs, a fine-tune of 2 epochs
-from the MIM weights, prediction and evaluation of 2 test cases, `benchmark-speed` against nnU-Net's trainer and,
-with several processes asked for, one pretraining on them. The trainings and the prediction run in this process
+size (`--tiny`: tiny images and CPU-sized plans), each method's pretraining for 2 epochs and a fine-tune of 2 epochs
+from the MIM weights (all on fold 0 of nnU-Net's split), prediction and evaluation of 2 test cases, `benchmark-speed`
+against nnU-Net's trainer and, with several processes asked for, one pretraining on them. nnU-Net's `torch.compile`
+is off unless nnUNet_compile says otherwise, as the SSP trainers never compile. The trainings and the prediction run in this process
 through the functions behind nnU-Net's commands (`run_training` of `nnUNetv2_train`, `nnUNetPredictor` of
 `nnUNetv2_predict`, `compute_metrics_on_folder2` of `nnUNetv2_evaluate_folder`), so CUDA's peak memory of each can
 be read; on CUDA nnU-Net trains under autocast with its GradScaler (AMP). The first step that fails stops the check.
@@ -198,7 +199,7 @@ def device_check(out: Path, device: str, tiny: bool, num_gpus: int = 1) -> Devic
         from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
         os.environ.setdefault("nnUNet_n_proc_DA", str(get_allowed_n_proc_DA()))
     demo_environment(out)
-    os.environ.setdefault("nnUNet_compile", "false")  # the SSP trainers never compile; compare like with like
+    os.environ.setdefault("nnUNet_compile", "false")
     os.environ["nnUNet_extTrainer"] = environment_exports()["nnUNet_extTrainer"]
     check = DeviceCheck(device, tiny, num_gpus)
     steps = [("phantom dataset", lambda: f"plans {size.plans}, dataset "
