@@ -25,10 +25,10 @@ from nnunet_ssp.cpu_plans import CPU_PLANS_NAME
 from nnunet_ssp.demo import DEMO_DATASET_ID, DEMO_DATASET_NAME, DemoSettings, demo_environment, prepare_demo_dataset
 from nnunet_ssp.environment import environment_exports
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.methods import METHOD_CLASSES
+from nnunet_ssp.methods import get_method, method_names
 from nnunet_ssp.process_group import check_cuda_devices
 from nnunet_ssp.roots import raw_dataset_folder
-from nnunet_ssp.speed import SSP_TRAINERS, SpeedSettings, benchmark_speed
+from nnunet_ssp.speed import SpeedSettings, benchmark_speed
 
 FULL_PLANS = "nnUNetPlans"
 RESULT_FILE = "device_check.json"
@@ -108,7 +108,7 @@ class DeviceCheck:
 
 
 def _pretrainer(method: str, size: CheckSize) -> str:
-    return f"{SSP_TRAINERS[method]}_{size.epochs}epochs_{size.iters}iters"
+    return f"{get_method(method).trainer}_{size.epochs}epochs_{size.iters}iters"
 
 
 def _results_folder(trainer: str, plans: str, fold: str) -> Path:
@@ -205,7 +205,7 @@ def device_check(out: Path, device: str, tiny: bool, num_gpus: int = 1) -> Devic
     steps = [("phantom dataset", lambda: f"plans {size.plans}, dataset "
                                          f"{prepare_demo_dataset(out, size.phantom, size.plans)}")]
     # pretraining and fine-tuning on the same fold, so no validation subject is seen in pretraining
-    steps += [(f"pretrain {m}", lambda m=m: _train(_pretrainer(m, size), size, device, "0")) for m in METHOD_CLASSES]
+    steps += [(f"pretrain {m}", lambda m=m: _train(_pretrainer(m, size), size, device, "0")) for m in method_names()]
     mim = _results_folder(_pretrainer("mim", size), size.plans, "0") / "checkpoint_final.pth"
     finetuner = f"nnUNetTrainerSSPFinetune_{size.epochs}epochs_{size.iters}iters"
     steps += [("fine-tune from mim", lambda: _train(finetuner, size, device, "0", mim)),

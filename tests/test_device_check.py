@@ -8,8 +8,10 @@ from pathlib import Path
 
 import torch
 
-STEPS = ["phantom dataset", "pretrain simclr", "pretrain pcl", "pretrain dino", "pretrain mim", "fine-tune from mim",
-         "predict and evaluate", "benchmark-speed"]
+from nnunet_ssp.methods import method_names
+
+STEPS = ["phantom dataset", *(f"pretrain {m}" for m in method_names()), "fine-tune from mim", "predict and evaluate",
+         "benchmark-speed"]
 
 
 def device_check(out: Path, *options: str) -> subprocess.CompletedProcess:
