@@ -340,3 +340,145 @@ def test_bad_input_names_the_file_and_leaves_nothing(tmp_path, roots, capsys, la
     assert str(named.resolve()) in message[0], err
     assert list(roots["nnUNet_raw"].iterdir()) == []
     assert list(roots["nnUNet_preprocessed"].iterdir()) == []
+
+
+# ---------------------------------------------------------------- M&Ms-2, on the phantom written in its layout
+MNMS2_SUBJECTS = 6
+
+
+@pytest.fixture(scope="module")
+def mnms2_phantom(tmp_path_factory) -> Path:
+    """Six phantom subjects (seed 4, 32 px) in the M&Ms-2 layout, written by `nnunet-ssp synth --layout mnms2`."""
+    folder = tmp_path_factory.mktemp("mnms2") / "dataset"
+    assert main(["synth", "-o", str(folder), "-n", str(MNMS2_SUBJECTS), "--seed", "4", "--size", "32",
+                 "--layout", "mnms2"]) == 0
+    return folder
+
+
+def _copy_mnms2(source: Path, target: Path) -> Tuple[Path, Path]:
+    """A copy of the phantom folder to break, and its CSV."""
+    import shutil
+    shutil.copytree(source, target)
+    return target, target / "dataset_information.csv"
+
+
+def test_mnms2_phantom_converts_with_frames_found_in_the_cine(tmp_path, roots, capsys, mnms2_phantom):
+    from nnunet_ssp.phantom import generate_phantom
+    from nnunet_ssp.phantom.subject import draw_subject
+    from nnunet_ssp.unlabeled.sources import find_images, subject_and_frame
+
+    names = [f"{i:03d}" for i in range(1, MNMS2_SUBJECTS + 1)]
+    assert sorted(p.name for p in mnms2_phantom.iterdir()) == names + ["dataset_information.csv"]
+    code, out, err = _convert(capsys, "convert-mnms2", "-i", mnms2_phantom, "--csv",
+                              mnms2_phantom / "dataset_information.csv", "-d", 4, "--test-subjects", 1)
+    assert code == 0, err
+    assert "Dataset004_MNMs2: 10 training cases of 5 subjects, 2 test cases of 1 subjects" in out
+    assert "skipped" not in out and "warning" not in err
+    dataset = roots["nnUNet_raw"] / "Dataset004_MNMs2"
+    meta = json.loads((dataset / "dataset.json").read_text())
+    assert list(meta["labels"].items()) == [("background", 0), ("LV", 1), ("MYO", 2), ("RV", 3)]
+    assert meta["nnunet_ssp"]["source_format"] == "M&Ms-2"
+    cines = json.loads((dataset / "cines.json").read_text())
+    assert sorted(cines) == names
+    generate_phantom(tmp_path / "acdc", MNMS2_SUBJECTS, seed=4, image_size=32, progress=False)
+    for k, name in enumerate(names, start=1):
+        motion = draw_subject(4, k, 32, None).motion  # the frames the phantom labelled
+        entry = cines[name]
+        assert (entry["ED"], entry["ES"]) == (motion.ed, motion.es) and motion.ed != motion.es
+        assert entry["path"] == str((mnms2_phantom / name / f"{name}_SA_CINE.nii.gz").resolve())
+        assert entry["frames"] == motion.n_frames and entry["group"] and entry["vendor_name"]
+        suffix = "Tr" if entry["split"] == "train" else "Ts"
+        for index in (motion.ed, motion.es):
+            case = f"{name}_frame{index + 1:02d}"
+            acdc = tmp_path / "acdc" / f"patient{k:03d}" / f"patient{k:03d}_frame{index + 1:02d}"
+            np.testing.assert_array_equal(_read(dataset / f"images{suffix}" / f"{case}_0000.nii.gz"),
+                                          _read(Path(f"{acdc}.nii.gz")))
+            acdc_labels = _read(Path(f"{acdc}_gt.nii.gz"))  # RV 1, MYO 2, LV 3
+            np.testing.assert_array_equal(_read(dataset / f"labels{suffix}" / f"{case}.nii.gz"),
+                                          np.array([0, 3, 2, 1])[acdc_labels])
+            assert (acdc_labels == 3).any() and (acdc_labels == 1).any()
+    _check_folds(dataset, [f"{s}_frame{cines[s][p] + 1:02d}" for s in names if cines[s]["split"] == "train"
+                           for p in ("ED", "ES")])
+    found = find_images(mnms2_phantom)  # what prepare-unlabeled takes by default
+    assert [subject_and_frame(p, True) for p in found] == [(n, 0) for n in names]
+
+
+def test_mnms2_csv_frame_columns_are_used_when_given(tmp_path, roots, capsys, mnms2_phantom):
+    folder, csv_file = _copy_mnms2(mnms2_phantom, tmp_path / "dataset")
+    cines = {}
+    for name in [f"{i:03d}" for i in range(1, MNMS2_SUBJECTS + 1)]:
+        movie = _read(folder / name / f"{name}_SA_CINE.nii.gz")
+        cines[name] = len(movie)
+        # the ED and ES images become other frames of the cine, so only the CSV can say which they are
+        for phase, index in (("ED", 1), ("ES", 2)):
+            image = sitk.ReadImage(str(folder / name / f"{name}_SA_{phase}.nii.gz"))
+            replaced = sitk.GetImageFromArray(movie[index])
+            replaced.CopyInformation(image)
+            sitk.WriteImage(replaced, str(folder / name / f"{name}_SA_{phase}.nii.gz"))
+    lines = csv_file.read_text().splitlines()
+    csv_file.write_text("\n".join([lines[0] + ",ED,ES"] + [line + ",1,2" for line in lines[1:]]) + "\n")
+    code, _, err = _convert(capsys, "convert-mnms2", "-i", folder, "--csv", csv_file, "-d", 4)
+    assert code == 0, err
+    entries = json.loads((roots["nnUNet_raw"] / "Dataset004_MNMs2" / "cines.json").read_text())
+    assert {(e["ED"], e["ES"]) for e in entries.values()} == {(1, 2)}
+    csv_file.write_text("\n".join([lines[0] + ",ED,ES"] + [line + ",1," for line in lines[1:]]) + "\n")
+    code, _, err = _convert(capsys, "convert-mnms2", "-i", folder, "--csv", csv_file, "-d", 4, "--overwrite")
+    assert code == 2 and f"{csv_file.resolve()} gives only one of ED and ES for subject 001." in err
+
+
+def _break_mnms2(folder: Path, csv_file: Path, how: str) -> Tuple[str, Path]:
+    """Break subject 003 of an M&Ms-2 folder (or add a CSV row of an absent one); the subject and the file the
+    warning must name."""
+    sub = folder / "003"
+    if how == "missing ES file":
+        named = sub / "003_SA_ES.nii.gz"
+        named.unlink()
+        return "003", named
+    if how == "missing ES label":  # found only once the ED frame has been read: nothing of 003 may be written
+        named = sub / "003_SA_ES_gt.nii.gz"
+        named.unlink()
+        return "003", named
+    if how == "cine on another grid":
+        named = sub / "003_SA_CINE.nii.gz"
+        cine = sitk.ReadImage(str(named))
+        cine.SetSpacing(tuple(s * 1.5 for s in cine.GetSpacing()[:3]) + (1.0,))
+        sitk.WriteImage(cine, str(named))
+        return "003", sub / "003_SA_ED.nii.gz"
+    if how == "CSV names an absent subject":
+        with open(csv_file, "a") as f:
+            f.write("17,NOR,A\n")
+        return "017", csv_file
+    raise ValueError(how)
+
+
+@pytest.mark.parametrize("how", ["missing ES file", "missing ES label", "cine on another grid",
+                                 "CSV names an absent subject"])
+def test_mnms2_bad_subject_is_skipped_with_one_sentence_and_the_rest_converted(tmp_path, roots, capsys,
+                                                                               mnms2_phantom, how):
+    folder, csv_file = _copy_mnms2(mnms2_phantom, tmp_path / "dataset")
+    subject, named = _break_mnms2(folder, csv_file, how)
+    code, out, err = _convert(capsys, "convert-mnms2", "-i", folder, "--csv", csv_file, "-d", 4)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: subject {subject} skipped: "), err
+    sentence = warnings[0].split(" skipped: ", 1)[1]
+    assert str(named.resolve()) in sentence and sentence.count(". ") == 0 and sentence.endswith(".")
+    assert out.rstrip().splitlines()[-2:] == ["  skipped 1 subject:", f"    {subject}: {sentence}"]
+    dataset = roots["nnUNet_raw"] / "Dataset004_MNMs2"
+    converted = sorted(json.loads((dataset / "cines.json").read_text()))
+    expected = [f"{i:03d}" for i in range(1, MNMS2_SUBJECTS + 1) if f"{i:03d}" != subject]
+    assert converted == expected
+    written = {p.name.split("_frame")[0] for p in dataset.rglob("*.nii.gz")}
+    assert written == set(expected) and len(list((dataset / "labelsTr").iterdir())) == 2 * len(expected)
+    record = json.loads((dataset / "dataset.json").read_text())["nnunet_ssp"]
+    assert record["skipped_subjects"] == {subject: sentence}
+
+
+def test_mnms2_too_few_subjects_left_writes_nothing(tmp_path, roots, capsys, mnms2_phantom):
+    folder, csv_file = _copy_mnms2(mnms2_phantom, tmp_path / "dataset")
+    for name in ("002", "005"):
+        (folder / name / f"{name}_SA_ES_gt.nii.gz").unlink()
+    code, _, err = _convert(capsys, "convert-mnms2", "-i", folder, "--csv", csv_file, "-d", 4)
+    assert code == 2 and "4 training subjects, too few" in err
+    assert err.count("warning: subject") == 2
+    assert list(roots["nnUNet_raw"].iterdir()) == [] and list(roots["nnUNet_preprocessed"].iterdir()) == []

@@ -400,7 +400,8 @@ def test_runs_that_cannot_work_stop_with_one_sentence(env, tmp_path, case):
     folder.mkdir()
     kwargs = {}
     if case == "empty folder":
-        expected = f"{folder} holds no files matching *_4d.nii.gz or *_sa.nii.gz (use --pattern for other names)."
+        expected = (f"{folder} holds no files matching *_4d.nii.gz or *_sa.nii.gz or *_SA_CINE.nii.gz (use --pattern "
+                    f"for other names).")
     elif case == "nothing readable":
         (folder / "x_4d.nii.gz").write_bytes(b"junk" * 50)
         expected = (f"None of the 1 matching files reads as a 3D or 4D image (the first is "

@@ -1,4 +1,4 @@
-"""`nnunet-ssp convert-acdc` and `nnunet-ssp convert-mnms`."""
+"""`nnunet-ssp convert-acdc`, `convert-mnms` and `convert-mnms2`."""
 
 import argparse
 from pathlib import Path
@@ -14,7 +14,7 @@ _OUTPUT = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the convert-acdc and convert-mnms subcommands."""
+    """Add the convert-acdc, convert-mnms and convert-mnms2 subcommands."""
     p = subparsers.add_parser(
         "convert-acdc", help="convert an ACDC-layout folder into an nnU-Net raw dataset",
         description="Convert an ACDC-layout folder (official training/ and testing/, or a flat folder of "
@@ -33,6 +33,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "VendorName, Centre")
     _add_common_arguments(p, default_name="MNMs")
     p.set_defaults(func=_run_mnms)
+    p = subparsers.add_parser(
+        "convert-mnms2", help="convert an M&Ms-2 folder into an nnU-Net raw dataset",
+        description="Convert an M&Ms-2 folder (the release's dataset/: subject folders with <s>_SA_CINE.nii.gz, "
+                    "<s>_SA_ED.nii.gz, <s>_SA_ES.nii.gz and their _gt label maps) into an nnU-Net raw dataset; "
+                    "labels LV 1, MYO 2, RV 3; each labelled frame is found in the cine by its voxels, unless the "
+                    "CSV has ED and ES columns (0-based); case frame YY = 0-based index + 1. A subject with bad "
+                    "files (missing, unreadable, a frame on another grid than its cine), and a subject the CSV "
+                    "names without a folder, is skipped with a warning and listed at the end; the others are "
+                    "converted. " + _OUTPUT)
+    p.add_argument("--csv", required=True, type=Path,
+                   help="the release's dataset_information.csv (SUBJECT_CODE and optionally DISEASE, VENDOR, "
+                        "SCANNER, FIELD, ED, ES)")
+    _add_common_arguments(p, default_name="MNMs2")
+    p.set_defaults(func=_run_mnms2)
 
 
 def _add_common_arguments(p: argparse.ArgumentParser, default_name: str) -> None:
@@ -59,3 +73,9 @@ def _run_mnms(args: argparse.Namespace) -> None:
     from nnunet_ssp.converters import convert_mnms
     print(convert_mnms(args.input, args.csv, args.dataset_id, args.name, args.test_subjects, args.test_list,
                        args.overwrite).summary())
+
+
+def _run_mnms2(args: argparse.Namespace) -> None:
+    from nnunet_ssp.converters import convert_mnms2
+    print(convert_mnms2(args.input, args.csv, args.dataset_id, args.name, args.test_subjects, args.test_list,
+                        args.overwrite).summary())

@@ -4,17 +4,17 @@ import argparse
 from pathlib import Path
 
 _DESCRIPTION = (
-    "Preprocess every frame of a folder of 4D cines (NIfTI x, y, z, t; by default ACDC *_4d.nii.gz and M&Ms "
-    "*_sa.nii.gz, searched recursively) or of 3D images (one frame each) exactly as nnU-Net preprocesses the "
+    "Preprocess every frame of a folder of 4D cines (NIfTI x, y, z, t; by default ACDC *_4d.nii.gz, M&Ms "
+    "*_sa.nii.gz and M&Ms-2 *_SA_CINE.nii.gz, searched recursively) or of 3D images (one frame each) exactly as nnU-Net preprocesses the "
     "dataset's own images (same plans and configuration: transpose, crop to non-zero, normalisation, resampling), "
     "for self-supervised pretraining. Output: $nnUNet_preprocessed/DatasetXXX/<data_identifier>_unlabeled/ (e.g. "
     "nnUNetPlans_2d_unlabeled, never nnU-Net's own case folder) with one nnU-Net blosc2 case per frame, named "
     "<subject>_t<frame:03d>; manifest.csv with one row per stored slice (case, subject, frame, z, slice_index, "
     "num_slices, position, source); report.json with the plans, options, counts and every bad input. "
     "Subject id: the file name without its ending (.nii.gz, .nii, .nrrd, .mha, .mhd, .gipl) and without a "
-    "trailing _4d or _sa; a 3D file <subject>_frameYY is frame YY-1 of <subject>, any other 3D file frame 0; with "
-    "--subject-pattern (default: the pattern the dataset's make-splits recorded) the pattern's first group in the "
-    "file name, a subject's 3D files being its frames 0, 1, ... in path order. "
+    "trailing _4d, _sa or _SA_CINE; a 3D file <subject>_frameYY is frame YY-1 of <subject>, any other 3D file "
+    "frame 0; with --subject-pattern (default: the pattern the dataset's make-splits recorded) the pattern's first "
+    "group in the file name, a subject's 3D files being its frames 0, 1, ... in path order. "
     "The folder holds cines or frames as its first readable file does (or as --kind says). "
     "Position runs from base (0) to apex (1), (i + 0.5) / N over the original stack: increasing slice index runs "
     "towards the apex when the slice axis points left, anterior and inferior (direction (1, -1, -1) in LPS "
@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--configuration", default="2d", help="configuration (2d)")
     p.add_argument("-np", "--num-processes", type=int, default=2, help="processes, frames in parallel (2)")
     p.add_argument("--pattern", action="append", metavar="GLOB",
-                   help="file name pattern, searched recursively; repeat for several (default *_4d.nii.gz and "
-                        "*_sa.nii.gz)")
+                   help="file name pattern, searched recursively; repeat for several (default *_4d.nii.gz, "
+                        "*_sa.nii.gz and *_SA_CINE.nii.gz)")
     p.add_argument("--kind", choices=("auto", "4d", "3d"), default="auto",
                    help="whether the folder holds 4D cines or 3D frames (auto: as its first readable file)")
     p.add_argument("--exclude", nargs="+", action="extend", default=[], metavar="SUBJ",

@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "subject's 200-280 mm field of view (default: 1.2-2.0 mm per subject; with --size alone, "
                         "the field of view divided by the size)")
     p.add_argument("-np", "--processes", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--layout", choices=["acdc", "mnms2"], default="acdc",
+                   help="folder layout: acdc (default), or mnms2 (001/001_SA_CINE.nii.gz, 001_SA_ED[_gt].nii.gz and "
+                        "001_SA_ES[_gt].nii.gz with labels LV 1, MYO 2, RV 3, and dataset_information.csv, for "
+                        "convert-mnms2)")
     p.add_argument("--preview", metavar="PNG",
                    help="also draw base/mid/apex slices at ED, mid-systole and ES of a subject per group into "
                         "this PNG; without -o the subjects are generated in a temporary folder")
@@ -44,6 +48,8 @@ def _run(args: argparse.Namespace) -> None:
         raise InputError("Give an output folder with -o, a preview picture with --preview, or both.")
     if args.output is not None and args.subjects is None:
         raise InputError(f"Give the number of subjects to write into {args.output} with -n.")
+    if args.preview is not None and args.layout != "acdc":
+        raise InputError("--preview draws subjects in the ACDC layout; leave out --layout or --preview.")
     if args.preview is not None and Path(args.preview).is_dir():
         raise InputError(f"The preview path {args.preview} is a folder, not a PNG file name.")
     n_subjects = 5 if args.subjects is None else args.subjects
@@ -57,7 +63,7 @@ def _run(args: argparse.Namespace) -> None:
         return
 
     start = time.time()
-    summaries = generate_phantom(args.output, **options)
+    summaries = generate_phantom(args.output, **options, layout=args.layout)
     seconds = time.time() - start
     groups = Counter(s.group for s in summaries)
     print(f"Wrote {len(summaries)} subjects to {args.output} in {seconds:.1f} s (seed {args.seed}, "

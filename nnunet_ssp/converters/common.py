@@ -12,9 +12,10 @@ subject's labelled frames) and calls `convert_cines`. The dataset it writes:
 """
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import SimpleITK as sitk
 from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
@@ -66,6 +67,8 @@ class CineFormat:
     official_folders: Dict[str, str]  # sub-folder of the input -> TRAIN or TEST
     read_subject: Callable[[Path, str], Subject]  # (subject folder, split) -> Subject
     read_frames: Callable[[Subject], Iterator[LabelledFrame]]  # the ED and ES frames of a subject
+    skip_bad_subjects: bool = False  # warn about a subject with bad input and convert the others, instead of stopping
+    absent_subjects: Callable[[Set[str]], Dict[str, str]] = lambda found: {}  # listed, not found -> why, one sentence
 
 
 @dataclass(frozen=True)
@@ -77,16 +80,21 @@ class ConversionResult:
     n_train_cases: int
     n_test_cases: int
     splits_files: List[Path]
+    skipped: Dict[str, str] = field(default_factory=dict)  # subject -> why it was left out
 
     def summary(self) -> str:
         """A few readable lines for the command line."""
-        return "\n".join([
+        lines = [
             f"{self.folder.name}: {self.n_train_cases} training cases of {len(self.train_subjects)} subjects, "
             f"{self.n_test_cases} test cases of {len(self.test_subjects)} subjects",
             f"  raw dataset: {self.folder}",
             f"  {N_FOLDS} subject-grouped folds: " + ", ".join(str(p) for p in self.splits_files),
             f"  4D cines: {self.folder / CINES_FILE}",
-        ])
+        ]
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} subject{'s' if len(self.skipped) > 1 else ''}:")
+            lines += [f"    {name}: {why}" for name, why in self.skipped.items()]
+        return "\n".join(lines)
 
 
 def make_subject(name: str, split: str, cine: Path, phases: Dict[str, int], first_frame: int, source: Path,
@@ -113,28 +121,70 @@ def read_label(label_file: Path, subject: Subject, dimension: int) -> Optional[s
 
 def convert_cines(fmt: CineFormat, input_dir: Path, dataset_id: int, name: str, test_subjects: Optional[int],
                   test_list: Optional[Path], overwrite: bool) -> ConversionResult:
-    """Convert a folder in `fmt`'s layout into the raw dataset `DatasetXXX_NAME` (see the module docstring)."""
+    """Convert a folder in `fmt`'s layout into the raw dataset `DatasetXXX_NAME` (see the module docstring).
+
+    With `fmt.skip_bad_subjects`, a subject whose files are bad is left out with a warning (and listed in the
+    result) instead of stopping the conversion; its frames are read and checked before any of them is written.
+    """
     input_dir = Path(input_dir).resolve()
     dataset_name = _dataset_name(dataset_id, name)
     target = raw_dataset_folder(dataset_name)
     _check_target(dataset_id, target, overwrite)
-    subjects = [fmt.read_subject(folder, split)
-                for folder, split in _subject_folders(fmt, input_dir, test_subjects, test_list)]
-    train = [s.name for s in subjects if s.split == TRAIN]
+    folders = _subject_folders(fmt, input_dir, test_subjects, test_list)
+    skipped = _skip(fmt, fmt.absent_subjects({folder.name for folder, _ in folders}))
+    subjects = [s for s in (_attempt(fmt, skipped, folder.name, fmt.read_subject, folder, split)
+                            for folder, split in folders) if s is not None]
+    _check_enough([s for s in subjects if s.split == TRAIN], input_dir)
+    with atomic_dir(target) as tmp:
+        cases, converted = {TRAIN: [], TEST: []}, []
+        for subject in tqdm(subjects, desc=f"Converting {fmt.name}", unit="subject"):
+            frames = _attempt(fmt, skipped, subject.name, _checked_frames, fmt, subject)
+            if frames is not None:
+                cases[subject.split] += [_write_case(tmp, subject, frame) for frame in frames]
+                converted.append(subject)
+        _check_enough([s for s in converted if s.split == TRAIN], input_dir)
+        folds = subject_folds(cases[TRAIN])
+        _write_dataset_json(tmp, dataset_name, fmt, input_dir, len(cases[TRAIN]), len(cases[TEST]), skipped)
+        write_json(folds, tmp / SPLITS_FILE)
+        write_json({s.name: _cine_entry(s) for s in converted}, tmp / CINES_FILE)
+    return ConversionResult(target, [s.name for s in converted if s.split == TRAIN],
+                            [s.name for s in converted if s.split == TEST], len(cases[TRAIN]), len(cases[TEST]),
+                            [target / SPLITS_FILE] + publish_splits(folds, dataset_name), skipped)
+
+
+def _skip(fmt: CineFormat, problems: Dict[str, str]) -> Dict[str, str]:
+    """Warn about each subject of `problems` (subject -> one sentence) that is left out; stop at the first unless
+    `fmt` skips bad subjects."""
+    for subject, problem in problems.items():
+        if not fmt.skip_bad_subjects:
+            raise InputError(problem)
+        tqdm.write(f"warning: subject {subject} skipped: {problem}", file=sys.stderr)
+    return dict(problems)
+
+
+def _attempt(fmt: CineFormat, skipped: Dict[str, str], subject: str, read: Callable, *args):
+    """`read(*args)`, or None after recording `subject` in `skipped` when it raises an InputError and `fmt` skips
+    bad subjects."""
+    try:
+        return read(*args)
+    except InputError as e:
+        skipped.update(_skip(fmt, {subject: str(e)}))
+        return None
+
+
+def _checked_frames(fmt: CineFormat, subject: Subject) -> List[LabelledFrame]:
+    """The labelled frames of `subject`, each label map checked to fit its image."""
+    frames = list(fmt.read_frames(subject))
+    for frame in frames:
+        if frame.label is not None:
+            check_same_size(frame.image, frame.label, frame.image_file, frame.label_file)
+    return frames
+
+
+def _check_enough(train: Sequence[Subject], input_dir: Path) -> None:
     if len(train) < N_FOLDS:
         raise InputError(f"{input_dir} has {len(train)} training subjects, too few for {N_FOLDS} subject-grouped "
                          f"folds.")
-    with atomic_dir(target) as tmp:
-        cases = {TRAIN: [], TEST: []}
-        for subject in tqdm(subjects, desc=f"Converting {fmt.name}", unit="subject"):
-            for frame in fmt.read_frames(subject):
-                cases[subject.split].append(_write_case(tmp, subject, frame))
-        folds = subject_folds(cases[TRAIN])
-        _write_dataset_json(tmp, dataset_name, fmt, input_dir, len(cases[TRAIN]), len(cases[TEST]))
-        write_json(folds, tmp / SPLITS_FILE)
-        write_json({s.name: _cine_entry(s) for s in subjects}, tmp / CINES_FILE)
-    return ConversionResult(target, train, [s.name for s in subjects if s.split == TEST], len(cases[TRAIN]),
-                            len(cases[TEST]), [target / SPLITS_FILE] + publish_splits(folds, dataset_name))
 
 
 def _dataset_name(dataset_id: int, name: str) -> str:
@@ -209,7 +259,6 @@ def _write_case(folder: Path, subject: Subject, frame: LabelledFrame) -> str:
     suffix = "Tr" if subject.split == TRAIN else "Ts"
     files = [(frame.image, folder / f"images{suffix}" / f"{case}_0000{FILE_ENDING}")]
     if frame.label is not None:
-        check_same_size(frame.image, frame.label, frame.image_file, frame.label_file)
         files.append((frame.label, folder / f"labels{suffix}" / f"{case}{FILE_ENDING}"))
     for image, path in files:
         path.parent.mkdir(exist_ok=True)
@@ -218,7 +267,7 @@ def _write_case(folder: Path, subject: Subject, frame: LabelledFrame) -> str:
 
 
 def _write_dataset_json(folder: Path, dataset_name: str, fmt: CineFormat, input_dir: Path, n_train: int,
-                        n_test: int) -> None:
+                        n_test: int, skipped: Dict[str, str]) -> None:
     generate_dataset_json(
         str(folder), channel_names={0: CHANNEL_NAME}, labels=dict(fmt.labels), num_training_cases=n_train,
         file_ending=FILE_ENDING, dataset_name=dataset_name, reference=fmt.reference,
@@ -233,6 +282,7 @@ def _write_dataset_json(folder: Path, dataset_name: str, fmt: CineFormat, input_
             "cines": CINES_FILE,
             "splits": f"{SPLITS_FILE}: {N_FOLDS} folds grouped by subject (nnU-Net's generate_crossval_split "
                       f"over sorted subjects, seed {SPLIT_SEED})",
+            **({"skipped_subjects": skipped} if skipped else {}),
         })
 
 

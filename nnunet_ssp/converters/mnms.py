@@ -32,14 +32,19 @@ REQUIRED_COLUMNS = ("subject", "ED", "ES")
 
 
 class PhaseRow(NamedTuple):
-    """One subject's row of the M&Ms CSV."""
-    ed: int
-    es: int
+    """One subject's row of an information CSV (ED and ES None where the CSV gives none)."""
+    ed: Optional[int]
+    es: Optional[int]
     info: Dict[str, str]
 
 
-def read_phase_table(csv_file: Path) -> Dict[str, PhaseRow]:
-    """Subject -> ED, ES (0-based) and vendor/centre from an M&Ms information CSV, one row per subject."""
+def read_phase_table(csv_file: Path, columns: Dict[str, Tuple[str, ...]] = CSV_COLUMNS,
+                     required: Tuple[str, ...] = REQUIRED_COLUMNS) -> Dict[str, PhaseRow]:
+    """Subject -> ED, ES (0-based) and the other `columns` from an information CSV, one row per subject.
+
+    `columns` maps our name of a column to its accepted headers; a column in `required` must be there, and ED and
+    ES must then hold a frame index in every row (otherwise they are None where empty).
+    """
     if not csv_file.is_file():
         raise InputError(f"{csv_file} is missing.")
     try:
@@ -47,15 +52,15 @@ def read_phase_table(csv_file: Path) -> Dict[str, PhaseRow]:
             rows = csv.reader(f)
             header = [_normalise(h) for h in next(rows, [])]
             where = {ours: next((header.index(_normalise(h)) for h in spellings if _normalise(h) in header), None)
-                     for ours, spellings in CSV_COLUMNS.items()}
-            for column in REQUIRED_COLUMNS:
+                     for ours, spellings in columns.items()}
+            for column in required:
                 if where[column] is None:
                     raise InputError(f"{csv_file} has no {column} column (accepted headers: "
-                                     f"{', '.join(CSV_COLUMNS[column])}; case, spaces, '_' and '-' do not matter).")
+                                     f"{', '.join(columns[column])}; case, spaces, '_' and '-' do not matter).")
             table, line_of = {}, {}
             for row in rows:
                 if any(cell.strip() for cell in row):
-                    subject, phase_row = _phase_row(row, where, f"{csv_file} line {rows.line_num}")
+                    subject, phase_row = _phase_row(row, where, required, f"{csv_file} line {rows.line_num}")
                     if subject in line_of:
                         raise InputError(f"{csv_file} line {rows.line_num} repeats subject {subject} of line "
                                          f"{line_of[subject]}.")
@@ -65,17 +70,22 @@ def read_phase_table(csv_file: Path) -> Dict[str, PhaseRow]:
     return table
 
 
-def _phase_row(row: List[str], where: Dict[str, Optional[int]], line: str) -> Tuple[str, PhaseRow]:
+def _phase_row(row: List[str], where: Dict[str, Optional[int]], required: Tuple[str, ...],
+               line: str) -> Tuple[str, PhaseRow]:
     """The subject of a CSV row and its ED, ES and other known columns; `line` names the row in messages."""
     values = {ours: row[i].strip() for ours, i in where.items() if i is not None and i < len(row)}
     subject = values.get("subject", "")
     if not subject:
         raise InputError(f"{line} has no subject.")
+    phases = {}
     for phase in ("ED", "ES"):
-        if not values.get(phase, "").isdigit():
-            raise InputError(f"{line}: {phase} of subject {subject} is {values.get(phase, '')!r}, not a frame index.")
-    info = {k: v for k, v in values.items() if k not in REQUIRED_COLUMNS and v}
-    return subject, PhaseRow(int(values["ED"]), int(values["ES"]), info)
+        text = values.get(phase, "")
+        if text or phase in required:
+            if not text.isdigit():
+                raise InputError(f"{line}: {phase} of subject {subject} is {text!r}, not a frame index.")
+            phases[phase] = int(text)
+    info = {k: v for k, v in values.items() if k not in ("subject", "ED", "ES") and v}
+    return subject, PhaseRow(phases.get("ED"), phases.get("ES"), info)
 
 
 def _normalise(header: str) -> str:

@@ -22,7 +22,7 @@ def patient_name(index: int, n_subjects: int) -> str:
     return f"patient{index:0{max(3, len(str(n_subjects)))}d}"
 
 
-def _volume(array: np.ndarray, scan: ScanGeometry) -> sitk.Image:
+def volume_image(array: np.ndarray, scan: ScanGeometry) -> sitk.Image:
     """A 3D SimpleITK image (array z, y, x) with the stack's spacing, origin and short-axis direction."""
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(scan.spacing)
@@ -31,7 +31,7 @@ def _volume(array: np.ndarray, scan: ScanGeometry) -> sitk.Image:
     return image
 
 
-def _cine_volume(array: np.ndarray, scan: ScanGeometry) -> sitk.Image:
+def cine_image(array: np.ndarray, scan: ScanGeometry) -> sitk.Image:
     """A 4D SimpleITK image (array t, z, y, x): the 3D geometry plus a unit time axis."""
     image = sitk.GetImageFromArray(array, isVector=False)
     image.SetSpacing(scan.spacing + (1.0,))
@@ -55,11 +55,11 @@ def write_subject(cine: Cine, folder: Union[str, Path], name: str) -> Path:
     target = Path(folder) / name
     scan = cine.plan.scan
     with atomic_dir(target) as tmp:
-        sitk.WriteImage(_cine_volume(cine.image, scan), str(tmp / f"{name}_4d{FILE_ENDING}"), useCompression=True)
+        sitk.WriteImage(cine_image(cine.image, scan), str(tmp / f"{name}_4d{FILE_ENDING}"), useCompression=True)
         for frame, labels in sorted(cine.labels.items()):
             stem = tmp / case_id(name, frame)
-            sitk.WriteImage(_volume(cine.image[frame], scan), f"{stem}{FILE_ENDING}", useCompression=True)
-            sitk.WriteImage(_volume(labels, scan), f"{stem}_gt{FILE_ENDING}", useCompression=True)
+            sitk.WriteImage(volume_image(cine.image[frame], scan), f"{stem}{FILE_ENDING}", useCompression=True)
+            sitk.WriteImage(volume_image(labels, scan), f"{stem}_gt{FILE_ENDING}", useCompression=True)
         (tmp / INFO_FILE).write_text(info_text(cine))
     return target
 

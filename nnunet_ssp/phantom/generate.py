@@ -1,4 +1,4 @@
-"""Generate a synthetic short-axis cine dataset in the ACDC layout, in parallel and reproducibly."""
+"""Generate a synthetic short-axis cine dataset in the ACDC (or M&Ms-2) layout, in parallel and reproducibly."""
 
 import multiprocessing
 from dataclasses import dataclass
@@ -9,12 +9,15 @@ from typing import List, Optional, Union
 from tqdm import tqdm
 
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.phantom.acdc_layout import patient_name, write_subject
+from nnunet_ssp.phantom import acdc_layout, mnms2_layout
 from nnunet_ssp.phantom.cine import render_cine
 from nnunet_ssp.phantom.subject import draw_subject
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 MIN_SPACING, MAX_SPACING = 0.5, 10.0   # mm
+# layout -> (folder name of subject i of n, writer of one subject)
+LAYOUTS = {"acdc": (acdc_layout.patient_name, acdc_layout.write_subject),
+           "mnms2": (mnms2_layout.subject_code, mnms2_layout.write_subject)}
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,11 @@ class SubjectSummary:
 
 
 def _make_subject(index: int, out_dir: Path, n_subjects: int, seed: int, image_size: Optional[int],
-                  spacing: Optional[float]) -> SubjectSummary:
+                  spacing: Optional[float], layout: str) -> SubjectSummary:
     """Draw, render and write subject `index` (1-based)."""
     plan = draw_subject(seed, index, image_size, spacing)
-    name = patient_name(index, n_subjects)
+    subject_name, write_subject = LAYOUTS[layout]
+    name = subject_name(index, n_subjects)
     write_subject(render_cine(plan), out_dir, name)
     scan = plan.scan
     return SubjectSummary(name=name, group=plan.group, vendor=plan.acquisition.vendor, frames=plan.motion.n_frames,
@@ -44,8 +48,10 @@ def _make_subject(index: int, out_dir: Path, n_subjects: int, seed: int, image_s
 
 
 def _check_arguments(out_dir: Path, n_subjects: int, image_size: Optional[int], spacing: Optional[float],
-                     num_processes: int) -> None:
+                     num_processes: int, layout: str) -> None:
     """Stop with one clear sentence on bad input."""
+    if layout not in LAYOUTS:
+        raise InputError(f"The layout must be one of {', '.join(LAYOUTS)}, not {layout!r}.")
     if n_subjects < 1:
         raise InputError(f"The number of subjects must be at least 1, got {n_subjects}.")
     if out_dir.exists() and not out_dir.is_dir():
@@ -60,22 +66,29 @@ def _check_arguments(out_dir: Path, n_subjects: int, image_size: Optional[int], 
 
 
 def generate_phantom(out_dir: Union[str, Path], n_subjects: int, seed: int = 0, image_size: Optional[int] = None,
-                     spacing: Optional[float] = None, num_processes: int = 1,
-                     progress: bool = True) -> List[SubjectSummary]:
+                     spacing: Optional[float] = None, num_processes: int = 1, progress: bool = True,
+                     layout: str = "acdc") -> List[SubjectSummary]:
     """Write `n_subjects` synthetic cine subjects (patient001, ...) in the ACDC layout into `out_dir`.
+
+    `layout="mnms2"` writes them in the M&Ms-2 layout instead (001, ..., and dataset_information.csv).
 
     The same seed gives byte-identical files whatever `num_processes`; subject i is the same in every dataset made
     with that seed, so a smaller dataset is a prefix of a larger one. `image_size` (pixels, square) and `spacing`
     (mm) fix the grid; by default each subject gets a field of view of 200-280 mm at its scanner's pixel size
     (1.2-2.0 mm), a matrix of 110-220 pixels."""
     out_dir = Path(out_dir)
-    _check_arguments(out_dir, n_subjects, image_size, spacing, num_processes)
+    _check_arguments(out_dir, n_subjects, image_size, spacing, num_processes, layout)
     out_dir.mkdir(parents=True, exist_ok=True)
     make = partial(_make_subject, out_dir=out_dir, n_subjects=n_subjects, seed=seed, image_size=image_size,
-                   spacing=spacing)
+                   spacing=spacing, layout=layout)
     indices = range(1, n_subjects + 1)
     bar = partial(tqdm, total=n_subjects, desc="synth", unit="subject", disable=not progress)
     if num_processes == 1:
-        return list(bar(map(make, indices)))
-    with multiprocessing.get_context("spawn").Pool(min(num_processes, n_subjects)) as pool:
-        return list(bar(pool.imap(make, indices)))
+        summaries = list(bar(map(make, indices)))
+    else:
+        with multiprocessing.get_context("spawn").Pool(min(num_processes, n_subjects)) as pool:
+            summaries = list(bar(pool.imap(make, indices)))
+    if layout == "mnms2":
+        mnms2_layout.write_information_csv(out_dir, [s.name for s in summaries], [s.group for s in summaries],
+                                           [s.vendor for s in summaries])
+    return summaries

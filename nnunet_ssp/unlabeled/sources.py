@@ -1,12 +1,12 @@
 """Finding the input images of the unlabeled pool, naming their subjects and checking their headers.
 
 Subject id: the file name without its image ending (`.nii.gz`, `.nii`, `.nrrd`, `.mha`, `.mhd`, `.gipl`) and
-without a trailing `_4d` or `_sa` (ACDC `patient001_4d.nii.gz` and M&Ms `A0S9V9_sa.nii.gz` give the names the
-converters use). A 3D file named `<subject>_frameYY` is frame YY - 1 of `<subject>` (the converters' case naming);
-any other 3D file is frame 0 of the subject its name gives. With a subject pattern (prepare-unlabeled's
-`--subject-pattern`, else the dataset's recorded one), the subject is the pattern's first group searched in the file
-name without its ending, and the 3D files of one subject are its frames 0, 1, ... in the order of their paths; a
-file the pattern names no subject in stops the run.
+without a trailing `_4d`, `_sa` or `_SA_CINE` (ACDC `patient001_4d.nii.gz`, M&Ms `A0S9V9_sa.nii.gz` and M&Ms-2
+`001_SA_CINE.nii.gz` give the names the converters use). A 3D file named `<subject>_frameYY` is frame YY - 1 of
+`<subject>` (the converters' case naming); any other 3D file is frame 0 of the subject its name gives. With a subject
+pattern (prepare-unlabeled's `--subject-pattern`, else the dataset's recorded one), the subject is the pattern's first
+group searched in the file name without its ending, and the 3D files of one subject are its frames 0, 1, ... in the
+order of their paths; a file the pattern names no subject in stops the run.
 
 Kind of folder: 4D cines (x, y, z, t) or 3D frames (x, y, z), decided by the first file (sorted by path) whose
 header reads, unless given; a file of the other kind is bad.
@@ -28,9 +28,9 @@ from nnunet_ssp.errors import InputError
 from nnunet_ssp.slices import subject_and_frame_of_case
 from nnunet_ssp.subjects import SubjectRule
 
-DEFAULT_PATTERNS = ("*_4d.nii.gz", "*_sa.nii.gz")
+DEFAULT_PATTERNS = ("*_4d.nii.gz", "*_sa.nii.gz", "*_SA_CINE.nii.gz")
 IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".gipl")
-CINE_SUFFIXES = ("_4d", "_sa")
+CINE_SUFFIXES = ("_4d", "_sa", "_SA_CINE")
 KINDS = {"4d": 4, "3d": 3}
 _KIND_TEXT = {4: "4D cines (x, y, z, t)", 3: "3D frames (x, y, z)"}
 
