@@ -50,6 +50,7 @@ class BenchmarkSettings:
     subject_pattern: Optional[str] = None
     pretrain_variants: Tuple[str, ...] = (DEFAULT_RECIPE,)
     finetune_variants: Tuple[str, ...] = (DEFAULT_RECIPE,)
+    seed_trainings: bool = False  # seed each training with its split seed (pretraining: 0), see nnunet_ssp.seeding
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in method_names()]
@@ -83,6 +84,8 @@ class BenchmarkSettings:
         for option, variants in self._variant_options():
             if variants != (DEFAULT_RECIPE,):
                 argv += [option, *variants]
+        if self.seed_trainings:
+            argv.append("--seed-trainings")
         return shlex.join(argv + ["-p", self.plans, "-device", self.device])
 
     def record(self) -> dict:

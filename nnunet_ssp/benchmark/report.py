@@ -8,6 +8,8 @@ dice_vs_subjects.png beside it.
 - Per seed (the mean of structures over the test cases): each recipe's difference to the baseline of the same seed
   and a sign-flip permutation test over seeds (seed_tests.py).
 - From curves.csv: the iterations each recipe needs to reach the baseline's final validation pseudo-Dice.
+- From slices.csv: 2D Dice per slice in the base, mid and apex thirds, against the baseline (slice_dice.py), and
+  dice_per_slice.png.
 """
 
 import json
@@ -15,7 +17,7 @@ import math
 import re
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -26,6 +28,8 @@ from nnunet_ssp.benchmark.curves import CURVES_FILE, catchup, read_curves_csv, r
 from nnunet_ssp.benchmark.grid import BASELINE
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv
 from nnunet_ssp.benchmark.seed_tests import SeedTest, seed_tests
+from nnunet_ssp.benchmark.slice_dice import (SLICE_PLOT_FILE, SLICES_FILE, BinStats, bin_stats, plot_bin_stats,
+                                             read_slices_csv, render_bin_stats)
 from nnunet_ssp.errors import InputError
 
 MEAN_OF_STRUCTURES = "mean of structures"
@@ -64,6 +68,7 @@ class BenchmarkReport:
     seed_tests: List[SeedTest]  # of the mean of structures
     report_file: Path
     plot_file: Path
+    slice_stats: List[BinStats] = field(default_factory=list)  # from slices.csv, when it is there
 
 
 def with_structure_means(rows: Sequence[ResultRow]) -> List[ResultRow]:
@@ -145,9 +150,14 @@ def report_from_csv(results_csv: Path, command: Optional[str] = None) -> Benchma
     markdown += "\n" + "\n".join(render_seed_tests(per_seed, MEAN_OF_STRUCTURES))
     if catchups:
         markdown += "\n" + "\n".join(render_catchup(catchups))
+    slices_csv = results_csv.parent / SLICES_FILE
+    per_bin = bin_stats(read_slices_csv(slices_csv)) if slices_csv.is_file() else []
+    if per_bin:
+        markdown += "\n" + "\n".join(render_bin_stats(per_bin, slices_csv.name, SLICE_PLOT_FILE))
+        plot_bin_stats(per_bin, results_csv.parent / SLICE_PLOT_FILE)
     write_text(markdown, report_file)
     plot_dice_vs_subjects(stats, plot_file)
-    return BenchmarkReport(stats, tests, per_seed, report_file, plot_file)
+    return BenchmarkReport(stats, tests, per_seed, report_file, plot_file, per_bin)
 
 
 def render_markdown(stats: Sequence[DiceStats], tests: Sequence[PairedTest], source: str, command: Optional[str],

@@ -7,11 +7,12 @@ Files below `out` (default `$nnUNet_results/DatasetXXX/ssp_benchmark`):
     benchmark.log            the runner's own log: every run started, finished or skipped, with its commands
     runs/<run>/              train.log, predict.log, evaluate.log (subprocess output), predictions/,
                              summary.json (nnU-Net's evaluation), done.json (the finished marker), train.json
-                             (while the run is unfinished: its training started or finished)
+                             (while the run is unfinished: its training started or finished), seeds.json (the
+                             seeds its training ran with, nnunet_ssp.seeding)
     models/<pretraining>/    the nnU-Net results root of a pretraining and its fine-tunings (models/baseline: the
                              baseline's)
     test_images/             links to the labelled test images, only when imagesTs also holds unlabelled ones
-    results.csv, curves.csv, report.md, dice_vs_subjects.png
+    results.csv, curves.csv, slices.csv, report.md, dice_vs_subjects.png, dice_per_slice.png
 
 Before anything trains, the dataset is audited (`nnunet_ssp.audit`: splits, test subjects, unlabeled pool and the
 checkpoints of finished pretrainings), and each pretraining checkpoint again before a fine-tuning first starts from
@@ -47,12 +48,14 @@ from nnunet_ssp.benchmark.markers import (TRAIN_FINISHED, TRAIN_INTERRUPTED, TRA
                                           pending_runs, train_record, train_state, write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import SETTINGS_FILE, BenchmarkReport, report_from_csv
 from nnunet_ssp.benchmark.results import rows_from_summary, write_results_csv
+from nnunet_ssp.benchmark.slice_dice import SLICES_FILE, run_slice_dice, write_slices_csv
 from nnunet_ssp.benchmark.steps import evaluate_command, predict_command, train_command
 from nnunet_ssp.environment import environment_exports
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.labels import structure_names
 from nnunet_ssp.locking import folder_lock
 from nnunet_ssp.roots import dataset_name_of, raw_dataset_folder
+from nnunet_ssp.seeding import SEEDS_FILE, seeded_command
 from nnunet_ssp.splits import make_splits
 
 RESULTS_FILE = "results.csv"
@@ -141,12 +144,12 @@ def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> Benc
             if run.kind == FINETUNE and run.pretraining not in audited:
                 _refuse_leaks(layout, [layout.checkpoint(run.pretraining)])
                 audited.add(run.pretraining)
-            _execute(run, layout, settings.device, evaluation, log, f"[{k}/{len(pending)}]", start)
-            _write_results(runs, layout, names, evaluation.file_ending)
+            _execute(run, layout, settings, evaluation, log, f"[{k}/{len(pending)}]", start)
+            _write_results(runs, layout, names, evaluation)
     except (KeyboardInterrupt, RunFailedError) as e:
         log.write(f"stopped: {e or 'interrupted'}")
         raise
-    _write_results(runs, layout, names, evaluation.file_ending)
+    _write_results(runs, layout, names, evaluation)
     report = report_from_csv(layout.out / RESULTS_FILE, settings.command_line())
     log.write(f"benchmark done: {len(pending)} runs done, {len(runs) - len(pending)} skipped")
     return BenchmarkResult(layout.out, len(runs), len(runs) - len(pending), len(pending), time.monotonic() - start,
@@ -174,12 +177,15 @@ class _RunnerLog:
             f.write(f"{datetime.now().isoformat(timespec='seconds')} {line}\n")
 
 
-def prepare_steps(run: Run, layout: Layout, device: str, evaluation: EvaluationSet) -> Dict[str, List[str]]:
+def prepare_steps(run: Run, layout: Layout, device: str, evaluation: EvaluationSet,
+                  seed_trainings: bool = False) -> Dict[str, List[str]]:
     """The commands still to run for a pending run, by step: training, unless it finished before (train.json), then
     prediction and evaluation unless pretraining.
 
     Training continues an interrupted training of the same run with `--c`; a new training first deletes the old
-    checkpoints of the model folder, so that if it is interrupted in turn, it continues from its own.
+    checkpoints of the model folder, so that if it is interrupted in turn, it continues from its own. It runs
+    through `nnunet_ssp.seeding`, seeded with the run's split seed (pretraining: 0) when `seed_trainings`, else
+    with a drawn seed, recorded in `runs/<run>/seeds.json`.
     """
     steps = {}
     state = train_state(run, layout)
@@ -188,7 +194,9 @@ def prepare_steps(run: Run, layout: Layout, device: str, evaluation: EvaluationS
             path.unlink(missing_ok=True)
     if state != TRAIN_FINISHED:
         pretrained = layout.checkpoint(run.pretraining) if run.pretraining else None
-        steps["train"] = train_command(run, layout, device, pretrained, resume=state == TRAIN_INTERRUPTED)
+        seed = (run.seed or 0) if seed_trainings else None
+        steps["train"] = seeded_command(layout.run_folder(run) / SEEDS_FILE, seed,
+                                        train_command(run, layout, device, pretrained, state == TRAIN_INTERRUPTED)[1:])
     if run.kind != PRETRAIN:
         processes = worker_processes()
         steps["predict"] = predict_command(run, layout, device, evaluation.images, processes)
@@ -197,12 +205,12 @@ def prepare_steps(run: Run, layout: Layout, device: str, evaluation: EvaluationS
     return steps
 
 
-def _execute(run: Run, layout: Layout, device: str, evaluation: EvaluationSet, log: _RunnerLog, counter: str,
-             start: float) -> None:
+def _execute(run: Run, layout: Layout, settings: BenchmarkSettings, evaluation: EvaluationSet, log: _RunnerLog,
+             counter: str, start: float) -> None:
     """Do the steps left of one run and mark it finished; RunFailedError if a step fails."""
     layout.marker(run).unlink(missing_ok=True)
     layout.run_folder(run).mkdir(parents=True, exist_ok=True)
-    steps = prepare_steps(run, layout, device, evaluation)
+    steps = prepare_steps(run, layout, settings.device, evaluation, settings.seed_trainings)
     env = {**os.environ, "nnUNet_results": str(layout.results_root(run)),
            "nnUNet_extTrainer": environment_exports()["nnUNet_extTrainer"]}
     tqdm.write(f"{counter} {run.name}: {run.describe()}")
@@ -265,15 +273,18 @@ def evaluation_set(raw: Path, out: Path) -> EvaluationSet:
     return EvaluationSet(out / "test_images", labels, file_ending)
 
 
-def _write_results(runs: Sequence[Run], layout: Layout, names: dict, file_ending: str) -> None:
-    """results.csv from the evaluation summaries, and curves.csv from the training logs, of every finished run of
-    the grid."""
-    rows, points = [], []
+def _write_results(runs: Sequence[Run], layout: Layout, names: dict, evaluation: EvaluationSet) -> None:
+    """results.csv from the evaluation summaries, curves.csv from the training logs, and slices.csv from the
+    predictions and test labels, of every finished run of the grid."""
+    rows, points, slices = [], [], []
     for run in finished_runs(runs, layout):
         if run.kind != PRETRAIN:
-            rows += rows_from_summary(layout.summary(run), names, file_ending, run.label, run.labelled_subjects,
-                                      run.seed, run.fold)
+            rows += rows_from_summary(layout.summary(run), names, evaluation.file_ending, run.label,
+                                      run.labelled_subjects, run.seed, run.fold)
             points += curve_points(layout.checkpoint(run), run.trainer, run.label, run.labelled_subjects, run.seed,
                                    run.fold)
+            slices += run_slice_dice(layout.predictions(run), evaluation.labels, evaluation.file_ending, names,
+                                     run.label, run.labelled_subjects, run.seed, run.fold)
     write_results_csv(rows, layout.out / RESULTS_FILE)
     write_curves_csv(points, layout.out / CURVES_FILE)
+    write_slices_csv(slices, layout.out / SLICES_FILE)

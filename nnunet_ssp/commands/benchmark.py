@@ -52,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder (default $nnUNet_results/DatasetXXX/ssp_benchmark)")
     p.add_argument("-device", "--device", default="cuda", choices=["cuda", "cpu", "mps"],
                    help="device for nnU-Net's training and prediction (default cuda, as nnU-Net)")
+    p.add_argument("--seed-trainings", action="store_true",
+                   help="seed Python, numpy and torch in every training with its split seed (pretraining: 0), so "
+                        "that with nnUNet_n_proc_DA=0 a run repeats on the same machine (see "
+                        "docs/guides/reproducibility.md); without it each training draws its seed; either way "
+                        "runs/<run>/seeds.json records it")
     p.add_argument("--report-only", action="store_true",
                    help="only recompute report.md and dice_vs_subjects.png from --out/results.csv")
     p.set_defaults(func=_run)
@@ -65,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = BenchmarkSettings(
         args.dataset, tuple(dict.fromkeys(args.methods)), tuple(args.subjects), tuple(args.seeds),
         args.pretrain_epochs, args.finetune_epochs, args.iters, args.plans, args.out, args.device,
-        args.val_subjects, args.subject_pattern, tuple(args.pretrain_variants), tuple(args.finetune_variants))
+        args.val_subjects, args.subject_pattern, tuple(args.pretrain_variants), tuple(args.finetune_variants),
+        args.seed_trainings)
     if args.report_only:
         out = args.out if args.out is not None else default_output_folder(dataset_name_of(args.dataset))
         report = report_from_csv(out / RESULTS_FILE)
