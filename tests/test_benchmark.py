@@ -13,6 +13,7 @@ from typing import List
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from scipy.stats import wilcoxon
 
 from nnunet_ssp.benchmark import BenchmarkSettings, Layout, pending_runs, plan_runs, report_from_csv, run_benchmark
@@ -24,6 +25,7 @@ from nnunet_ssp.benchmark.markers import (TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, 
                                           write_marker, write_train_record)
 from nnunet_ssp.benchmark.report import MEAN_OF_STRUCTURES, line_styles, render_seed_tests, with_structure_means
 from nnunet_ssp.benchmark.seed_tests import seed_tests
+from nnunet_ssp.benchmark.slice_dice import read_slices_csv
 from nnunet_ssp.benchmark.results import ResultRow, read_results_csv, write_results_csv
 from nnunet_ssp.benchmark.steps import train_command
 from nnunet_ssp.benchmark.runner import (LOG_FILE, EvaluationSet, RunFailedError, call_logged, default_output_folder,
@@ -480,7 +482,8 @@ def test_tiny_benchmark_runs_resumes_and_redoes_only_a_deleted_run(tmp_path, nnu
     plan_and_preprocess_cpu(1, num_processes=1, batch_size=2)
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     out = tmp_path / "bench"
-    settings = BenchmarkSettings("1", ("mim",), (1,), (0,), 1, 1, 2, "nnUNetPlansCPU", out, "cpu")
+    settings = BenchmarkSettings("1", ("mim",), (1,), (0,), 1, 1, 2, "nnUNetPlansCPU", out, "cpu",
+                                 seed_trainings=True)
 
     first = run_benchmark(settings)
     assert (first.n_runs, first.done, first.skipped) == (3, 3, 0)
@@ -496,6 +499,16 @@ def test_tiny_benchmark_runs_resumes_and_redoes_only_a_deleted_run(tmp_path, nnu
     mtimes = {run.name: layout.checkpoint(run).stat().st_mtime_ns for run in runs}
     log = out / LOG_FILE
     assert _started_runs(log, 0) == ["baseline_n1_s0", "mim_n1_s0", "pretrain_mim"]
+    for run in runs:  # --seed-trainings: each training seeded with its split seed (pretraining 0), and recorded
+        (seeds,) = json.loads((layout.run_folder(run) / "seeds.json").read_text())
+        assert (seeds["torch"], seeds["numpy"], seeds["seed_source"]) == (0, 0, "given")
+    slices = read_slices_csv(out / "slices.csv")
+    test_slices = sum(sitk.ReadImage(str(f)).GetSize()[2]
+                      for f in (tmp_path / "nnUNet_raw" / "Dataset001_ACDC" / "labelsTs").glob("*.nii.gz"))
+    assert len(slices) == 2 * 3 * test_slices  # (baseline, mim) x (RV, MYO, LV) x every slice of the test labels
+    per_slice = (out / "report.md").read_text().split("## Dice per slice from base to apex")[1]
+    assert re.search(r"\| mim \| 1 \| .*Δ [+-]\d\.\d{3} \(\d+ pairs\)", per_slice)
+    assert (out / "dice_per_slice.png").is_file()
 
     lines = len(log.read_text().splitlines())
     second = run_benchmark(settings)

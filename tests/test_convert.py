@@ -482,3 +482,10 @@ def test_mnms2_too_few_subjects_left_writes_nothing(tmp_path, roots, capsys, mnm
     assert code == 2 and "4 training subjects, too few" in err
     assert err.count("warning: subject") == 2
     assert list(roots["nnUNet_raw"].iterdir()) == [] and list(roots["nnUNet_preprocessed"].iterdir()) == []
+
+
+def test_synth_refuses_a_preview_of_the_mnms2_layout(tmp_path, capsys):
+    code = main(["synth", "-o", str(tmp_path / "x"), "-n", "1", "--layout", "mnms2", "--preview",
+                 str(tmp_path / "p.png")])
+    assert code == 2 and "--preview draws subjects in the ACDC layout" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

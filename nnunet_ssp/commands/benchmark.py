@@ -24,9 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "runs nnunet-ssp audit and refuses to go on when a test or validation subject leaked. Finished runs are skipped, so an interrupted benchmark resumes; a "
                     "second benchmark in an --out another one is working in is refused; "
                     "delete runs/<run>/done.json to redo a run (a pretraining done again redoes the fine-tuning "
-                    "that started from it). Writes results.csv, report.md (mean ± sd, paired "
-                    "Wilcoxon tests over test cases and sign-flip tests over seeds against the baseline) and "
-                    "dice_vs_subjects.png into --out. Python: "
+                    "that started from it). Writes results.csv, slices.csv (2D Dice per slice of the test "
+                    "predictions with its base-to-apex position), report.md (mean ± sd, paired Wilcoxon tests over "
+                    "test cases and sign-flip tests over seeds against the baseline, Dice per slice in the base, mid "
+                    "and apex thirds), dice_vs_subjects.png and dice_per_slice.png into --out, and the seeds of "
+                    "each training into runs/<run>/seeds.json. Python: "
                     "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")
     p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
     p.add_argument("--methods", nargs="*", choices=method_names(), default=method_names(),
@@ -58,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "docs/guides/reproducibility.md); without it each training draws its seed; either way "
                         "runs/<run>/seeds.json records it")
     p.add_argument("--report-only", action="store_true",
-                   help="only recompute report.md and dice_vs_subjects.png from --out/results.csv")
+                   help="only recompute report.md and its plots from --out/results.csv (and curves.csv and "
+                        "slices.csv beside it)")
     p.set_defaults(func=_run)
 
 
