@@ -444,6 +444,11 @@ def _break_mnms2(folder: Path, csv_file: Path, how: str) -> Tuple[str, Path]:
         cine.SetSpacing(tuple(s * 1.5 for s in cine.GetSpacing()[:3]) + (1.0,))
         sitk.WriteImage(cine, str(named))
         return "003", sub / "003_SA_ED.nii.gz"
+    if how == "ED frame not in the cine":
+        named = sub / "003_SA_ED.nii.gz"
+        image = sitk.ReadImage(str(named))
+        sitk.WriteImage(image + 1, str(named))
+        return "003", named
     if how == "CSV names an absent subject":
         with open(csv_file, "a") as f:
             f.write("17,NOR,A\n")
@@ -452,7 +457,7 @@ def _break_mnms2(folder: Path, csv_file: Path, how: str) -> Tuple[str, Path]:
 
 
 @pytest.mark.parametrize("how", ["missing ES file", "missing ES label", "cine on another grid",
-                                 "CSV names an absent subject"])
+                                 "ED frame not in the cine", "CSV names an absent subject"])
 def test_mnms2_bad_subject_is_skipped_with_one_sentence_and_the_rest_converted(tmp_path, roots, capsys,
                                                                                mnms2_phantom, how):
     folder, csv_file = _copy_mnms2(mnms2_phantom, tmp_path / "dataset")

@@ -89,7 +89,8 @@ def check_same_geometry(frame_file: Path, cine: Path) -> None:
 
 def find_frame(cine: np.ndarray, frame: np.ndarray, frame_file: Path, cine_path: Path) -> int:
     """The index of the frame of `cine` (t, z, y, x) whose voxels equal `frame` (z, y, x), up to float rounding."""
-    differences = np.abs(cine.astype(np.float64) - frame.astype(np.float64)).reshape(len(cine), -1).max(axis=1)
+    reference = frame.astype(np.float64)
+    differences = [float(np.abs(movie_frame - reference).max()) for movie_frame in cine]
     best = int(np.argmin(differences))
     if differences[best] > 1e-4 * max(float(np.abs(frame).max()), 1.0):
         raise InputError(f"{frame_file} equals no frame of its cine {cine_path} (give ED and ES in the CSV).")
