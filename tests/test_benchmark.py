@@ -494,7 +494,8 @@ def test_tiny_benchmark_runs_resumes_and_redoes_only_a_deleted_run(tmp_path, nnu
     assert "| mim | 1 | mean of structures | 4 |" in (out / "report.md").read_text()
     curves = read_curves_csv(out / "curves.csv")
     assert sorted((p.method, p.iterations) for p in curves) == [("baseline", 2), ("mim", 2)]  # 1 epoch x 2 iters
-    runs = plan_runs(settings, {(1, 0): 5})
+    sidecar = json.loads((tmp_path / "nnUNet_preprocessed" / "Dataset001_ACDC" / "splits_ssp.json").read_text())
+    runs = plan_runs(settings, {(1, 0): 5}, sidecar["pretraining_fold"]["fold"])
     layout = Layout(out, "Dataset001_ACDC", "nnUNetPlansCPU")
     mtimes = {run.name: layout.checkpoint(run).stat().st_mtime_ns for run in runs}
     log = out / LOG_FILE
