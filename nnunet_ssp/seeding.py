@@ -5,7 +5,7 @@
 
 `random` draws the seed from the operating system, so an unseeded run still records the seed it ran with and can
 be repeated. SEEDS_JSON holds a list with one record per process that trained: a training continued with `--c`
-adds one, a new training starts the list again. What stays non-deterministic: docs/guides/reproducibility.md.
+adds one, a new training starts the list again. What stays non-deterministic: docs/guides/label_efficiency_benchmark.md.
 """
 
 import json

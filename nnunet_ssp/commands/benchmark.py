@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed-trainings", action="store_true",
                    help="seed Python, numpy and torch in every training with its split seed (pretraining: 0), so "
                         "that with nnUNet_n_proc_DA=0 a run repeats on the same machine (see "
-                        "docs/guides/reproducibility.md); without it each training draws its seed; either way "
+                        "docs/guides/label_efficiency_benchmark.md); without it each training draws its seed; either way "
                         "runs/<run>/seeds.json records it")
     p.add_argument("--report-only", action="store_true",
                    help="only recompute report.md and its plots from --out/results.csv (and curves.csv and "
