@@ -13,6 +13,7 @@ from torch import distributed as dist
 from torch import nn
 
 from nnunet_ssp import labels
+from nnunet_ssp.architectures import check_pretrained_architecture, pretrained_weights_argument, unet_class_name
 from nnunet_ssp.atomic import atomic_path
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 from nnunet_ssp.weight_scale import rescale_to_fresh_norm
@@ -43,6 +44,11 @@ class nnUNetTrainerSSPFinetune(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        network_class_name = unet_class_name(plans, configuration)
+        # nnU-Net loads -pretrained_weights outside the trainer, after initialize(), with its own key-by-key check
+        pretrained = pretrained_weights_argument()
+        if pretrained is not None:
+            check_pretrained_architecture(pretrained, network_class_name)
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = 1e-2
         self.warmup_fraction = 0.0

@@ -26,6 +26,7 @@ from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_ssp import __version__
+from nnunet_ssp.architectures import unet_class_name
 from nnunet_ssp.atomic import write_json
 from nnunet_ssp.checkpoint import SSP_RECORD_VERSION, load_checkpoint, save_checkpoint, without_numpy
 from nnunet_ssp.errors import InputError
@@ -49,6 +50,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        unet_class_name(plans, configuration)  # before nnU-Net's constructor starts a log in the output folder
         join_torchrun_group(device)
         super().__init__(plans, configuration, fold, dataset_json, device)
         self._use_process_device(device)
