@@ -1,6 +1,8 @@
 """The networks nnunet-ssp trains: nnU-Net's two U-Nets, checked in the plans and against a pretrained checkpoint."""
 
+import json
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -22,18 +24,28 @@ def plans_file_of(plans: dict) -> str:
     return f"nnUNet_preprocessed/{plans.get('dataset_name', '?')}/{plans.get('plans_name', '?')}.json"
 
 
-def unet_class_name(plans: dict, configuration: str) -> str:
-    """The network class the plans build for `configuration`; InputError when the configuration is missing or the
-    network is not one of nnU-Net's U-Nets (PlainConvUNet, ResidualEncoderUNet)."""
+def unet_class_name(plans: dict, configuration: str, plans_file: Optional[str] = None) -> str:
+    """The network class the plans build for `configuration`; InputError, naming `plans_file` (default: where nnU-Net
+    keeps these plans), when the configuration is missing or the network is not one of nnU-Net's U-Nets."""
+    plans_file = plans_file or plans_file_of(plans)
     configurations = plans.get("configurations", {})
     if configuration not in configurations:
-        raise InputError(f"{plans_file_of(plans)} has no configuration {configuration!r} "
+        raise InputError(f"{plans_file} has no configuration {configuration!r} "
                          f"(it has {', '.join(configurations) or 'none'}).")
     name = PlansManager(plans).get_configuration(configuration).network_arch_class_name
     if name not in UNET_CLASSES:
-        raise InputError(f"{plans_file_of(plans)} builds a {name} for configuration {configuration!r}, but nnunet-ssp "
-                         f"trains only nnU-Net's U-Nets ({', '.join(map(short_name, UNET_CLASSES))}).")
+        raise InputError(f"{plans_file} builds a {name} for configuration {configuration!r}, but nnunet-ssp trains "
+                         f"only nnU-Net's U-Nets ({', '.join(map(short_name, UNET_CLASSES))}).")
     return name
+
+
+def check_plans_file(plans_file: Path, configuration: str) -> str:
+    """`unet_class_name` of the plans in `plans_file`; InputError when it is not readable JSON."""
+    try:
+        plans = json.loads(Path(plans_file).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{plans_file} is not a readable plans file ({type(e).__name__}).") from None
+    return unet_class_name(plans, configuration, str(plans_file))
 
 
 def checkpoint_class_name(checkpoint: dict) -> Optional[str]:

@@ -49,8 +49,7 @@ class SpeedSettings:
 
     def check(self) -> None:
         """Refuse settings that cannot give a measurement: unknown methods, counts below 1, missing plans."""
-        from batchgenerators.utilities.file_and_folder_operations import load_json
-
+        from nnunet_ssp.architectures import check_plans_file
         from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
 
         unknown = sorted(set(self.methods) - set(method_names()))
@@ -67,8 +66,7 @@ class SpeedSettings:
         if not plans_file.is_file():
             raise InputError(f"{plans_file} is missing; plan and preprocess the dataset "
                              f"first (nnUNetv2_plan_and_preprocess or nnunet-ssp plan-cpu).")
-        if self.configuration not in load_json(str(plans_file))["configurations"]:
-            raise InputError(f"{plans_file} has no configuration {self.configuration!r}.")
+        check_plans_file(plans_file, self.configuration)
 
     def prepare_cines(self) -> Optional[Path]:
         """The cines to time prepare-unlabeled on: --cines, else the input of the dataset's unlabeled pool."""
