@@ -10,6 +10,7 @@ from torch import nn
 from nnunet_ssp.methods.base import ENCODER, SSPMethod, deepest_channels
 from nnunet_ssp.methods.distributed import all_reduce_mean, gather_with_grad, is_distributed
 from nnunet_ssp.methods.heads import DINOHead, global_average_pool
+from nnunet_ssp.methods.precision import in_float32
 from nnunet_ssp.schedules import cosine_schedule
 from nnunet_ssp.views import DINO_GLOBAL_ZOOM, DINO_LOCAL_ZOOM, DINO_STRONG_BLUR_SIGMA, ssp_view
 
@@ -78,6 +79,7 @@ class DINOLoss(nn.Module):
         fraction = epoch / (self.warmup_teacher_epochs - 1)
         return self.warmup_teacher_temperature + fraction * (self.teacher_temperature - self.warmup_teacher_temperature)
 
+    @in_float32
     def forward(self, teacher_out: Sequence[torch.Tensor], student_out: Sequence[torch.Tensor],
                 epoch: int) -> torch.Tensor:
         """Loss of the teacher's global crops against the student's crops (each N x out_dim) in `epoch`."""

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from nnunet_ssp.methods.precision import in_float32
+
 
 def global_average_pool(feature_map: torch.Tensor) -> torch.Tensor:
     """Mean over the spatial axes of an N x C x H x W feature map, giving N x C."""
@@ -38,6 +40,7 @@ class ProjectionHead(nn.Module):
                        nn.ReLU(inplace=True)]
         self.mlp = nn.Sequential(*layers[:-2 if batch_norm else -1])
 
+    @in_float32  # a small MLP: in half precision it blurred the contrastive gradients (tests/test_mixed_precision.py)
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Embeddings (N x widths[-1]) of an N x C x H x W feature map."""
         return self.mlp(global_average_pool(feature_map))
@@ -84,7 +87,9 @@ class DINOHead(nn.Module):
 
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
         """Prototype scores (N x out_dim) of pooled features (N x C); BatchNorm statistics span all N rows."""
-        return self.last_layer(F.normalize(self.mlp(pooled), dim=1))
+        hidden = self.mlp(pooled)
+        # normalised in at least float32: a squared norm overflows float16 from values of 16
+        return self.last_layer(F.normalize(hidden.to(torch.promote_types(hidden.dtype, torch.float32)), dim=1))
 
     def cancel_last_layer_gradients(self) -> None:
         """Drop the prototype layer's gradients so the next optimiser step leaves it alone (DINO, first epoch)."""

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nnunet_ssp.methods.base import DECODER, ENCODER, SSPMethod
+from nnunet_ssp.methods.precision import in_float32
 
 MASK_RATIO = 0.5  # the study's 75 % lost structures on the phantom (docs/studies/protocol_deviations.md)
 
@@ -41,6 +42,7 @@ def grid_mask(batch_size: int, spatial_shape: Sequence[int], grid: int = 8, mask
     return cells[:, row_cell][:, :, col_cell].unsqueeze(1)
 
 
+@in_float32
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the pixels where `mask` (B x 1 x H x W) is True, all channels."""
     weight = mask.to(prediction.dtype)

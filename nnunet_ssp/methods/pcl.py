@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nnunet_ssp.methods.distributed import gather_with_grad, is_distributed
+from nnunet_ssp.methods.precision import in_float32
 from nnunet_ssp.methods.simclr import (SimCLR, check_temperature, check_views, partner_views,
                                        view_log_probabilities)
 
@@ -46,6 +47,7 @@ class PositionalContrastiveLoss(nn.Module):
         self.threshold = threshold
         self.gather_distributed = gather_distributed
 
+    @in_float32
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Loss of the views `z_a`, `z_b` (N x D each) of N slices at normalised `positions` (N,) in [0, 1]."""
         check_views(z_a, z_b)

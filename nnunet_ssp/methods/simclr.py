@@ -9,6 +9,7 @@ from torch import nn
 from nnunet_ssp.methods.base import ENCODER, SSPMethod, deepest_channels
 from nnunet_ssp.methods.distributed import gather_with_grad, is_distributed
 from nnunet_ssp.methods.heads import ProjectionHead
+from nnunet_ssp.methods.precision import in_float32
 
 
 def check_temperature(temperature: float) -> None:
@@ -70,6 +71,7 @@ class NTXentLoss(nn.Module):
         self.temperature = temperature
         self.gather_distributed = gather_distributed
 
+    @in_float32
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
         """Loss of the first views `z_a` (N x D) against the second views `z_b` (N x D) of the same N images."""
         check_views(z_a, z_b)
