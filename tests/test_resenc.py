@@ -280,3 +280,37 @@ def test_methods_reach_a_residual_encoder_through_encoder_and_decoder_only():
             assert torch.isfinite(loss), (type(network).__name__, name)
             trained = {id(p) for p in method.trained_parameters(network)}
             assert trained and all(id(p) not in trained for p in network.decoder.seg_layers.parameters())
+
+
+def test_plan_cpu_refuses_a_configuration_the_planner_does_not_make(phantom_env, monkeypatch, capsys):
+    from nnunet_ssp.cli import main
+    monkeypatch.setenv("nnUNet_n_proc_DA", "1")  # nnU-Net's planner needs at least one
+    assert main(["plan-cpu", "-d", str(PHANTOM_DATASET_ID), "--plans-name", "nnUNetPlansCPUCheck", "-c", "3d_lowres",
+                 "-np", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "nnUNetPlansCPUCheck.json has no configuration 3d_lowres (planned: 2d, 3d_fullres)." in error
+    folder = phantom_env["nnUNet_preprocessed"] / f"Dataset{PHANTOM_DATASET_ID}_Phantom"
+    assert not (folder / "nnUNetPlansCPUCheck_3d_lowres").exists()
+
+
+@pytest.mark.slow
+def test_label_efficiency_benchmark_runs_on_resenc_plans(tmp_path, nnunet_env, monkeypatch):
+    from nnunet_ssp.benchmark.grid import BenchmarkSettings
+    from nnunet_ssp.benchmark.results import read_results_csv
+    from nnunet_ssp.benchmark.runner import run_benchmark
+    from nnunet_ssp.converters import convert_acdc
+    from nnunet_ssp.cpu_plans import plan_and_preprocess_cpu
+    from nnunet_ssp.phantom import generate_phantom
+
+    generate_phantom(tmp_path / "phantom", 8, seed=0, image_size=32, spacing=3.0, progress=False)
+    convert_acdc(tmp_path / "phantom", 1, test_subjects=2)
+    monkeypatch.setenv("nnUNet_n_proc_DA", "1")  # nnU-Net's planner needs at least one
+    plans = plan_and_preprocess_cpu(1, num_processes=1, batch_size=2, planner="nnUNetPlannerResEncM")
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    out = tmp_path / "bench"
+    result = run_benchmark(BenchmarkSettings("1", ("simclr",), (1,), (0,), 1, 1, 2, plans, out, "cpu"))
+    assert (result.n_runs, result.done) == (3, 3)
+    rows = read_results_csv(out / "results.csv")
+    assert {r.method for r in rows} == {"baseline", "simclr"} and len(rows) == 2 * 4 * 3
+    checkpoint = next(out.rglob("checkpoint_final.pth"))
+    assert plans in str(checkpoint.parent.parent)
