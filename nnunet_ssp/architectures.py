@@ -9,14 +9,10 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_ssp.checkpoint import load_checkpoint
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.inspection import short_class_name
 
 ARCHITECTURES = "dynamic_network_architectures.architectures.unet."
 UNET_CLASSES = (ARCHITECTURES + "PlainConvUNet", ARCHITECTURES + "ResidualEncoderUNet")
-
-
-def short_name(network_class_name: str) -> str:
-    """The class name without its module (PlainConvUNet)."""
-    return network_class_name.rsplit(".", 1)[-1]
 
 
 def plans_file_of(plans: dict) -> str:
@@ -35,7 +31,7 @@ def unet_class_name(plans: dict, configuration: str, plans_file: Optional[str] =
     name = PlansManager(plans).get_configuration(configuration).network_arch_class_name
     if name not in UNET_CLASSES:
         raise InputError(f"{plans_file} builds a {name} for configuration {configuration!r}, but nnunet-ssp trains "
-                         f"only nnU-Net's U-Nets ({', '.join(map(short_name, UNET_CLASSES))}).")
+                         f"only nnU-Net's U-Nets ({', '.join(map(short_class_name, UNET_CLASSES))}).")
     return name
 
 
@@ -72,8 +68,9 @@ def check_pretrained_architecture(filename: str, network_class_name: str) -> Non
         return
     found = checkpoint_class_name(checkpoint)
     if found is not None and found != network_class_name:
-        raise InputError(f"{filename} holds weights of a {short_name(found)}, but these plans build a "
-                         f"{short_name(network_class_name)}: pretrain with the same plans (-p) as the fine-tuning.")
+        found, expected = short_class_name(found), short_class_name(network_class_name)
+        raise InputError(f"{filename} holds weights of a {found}, but these plans build a {expected}: pretrain with "
+                         f"the same plans (-p) as the fine-tuning.")
 
 
 def pretrained_weights_argument(argv: Optional[Sequence[str]] = None) -> Optional[str]:

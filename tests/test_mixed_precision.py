@@ -20,7 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import PHANTOM_DATASET_ID, build_unet, unet_kwargs
+from helpers import PHANTOM_DATASET_ID, PLANS, build_unet, unet_kwargs
 from nnunet_ssp.methods import get_method_class
 from nnunet_ssp.methods.dino import DINOLoss
 from nnunet_ssp.methods.mim import masked_mse
@@ -161,7 +161,8 @@ def test_the_trainers_step_runs_under_autocast_with_a_grad_scaler(phantom_env, m
     """nnU-Net's CUDA path of train_step (autocast, scale, unscale, clip, step, update) on the CPU in bfloat16."""
     from nnunetv2.run.run_training import get_trainer_from_args
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    trainer = get_trainer_from_args(str(PHANTOM_DATASET_ID), "2d", "all", trainer_name, "nnUNetPlansCPU", device=torch.device("cpu"))
+    trainer = get_trainer_from_args(str(PHANTOM_DATASET_ID), "2d", "all", trainer_name, PLANS,
+                                    device=torch.device("cpu"))
     trainer.initialize()
     trainer.grad_scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
     monkeypatch.setattr(trainer, "_autocast", lambda: torch.autocast("cpu", dtype=torch.bfloat16))

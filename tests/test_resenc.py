@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import PHANTOM_DATASET_ID, build_unet, unet_kwargs
+from helpers import PHANTOM_DATASET_ID, build_unet, session_roots, unet_kwargs
 from nnunet_ssp.errors import InputError
 
 RESENC = "nnUNetResEncUNetMPlansCPU"
@@ -26,24 +26,15 @@ def resenc_plans(phantom_roots):
     from nnunet_ssp.cli import main
     from nnunet_ssp.unlabeled import prepare_unlabeled
 
-    names = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_n_proc_DA", "nnUNet_def_n_proc")
-    saved = {name: os.environ.get(name) for name in names}
-    # nnU-Net's planner needs at least one data-augmentation process
-    os.environ.update({"nnUNet_raw": str(phantom_roots["nnUNet_raw"]), "nnUNet_n_proc_DA": "1",
-                       "nnUNet_preprocessed": str(phantom_roots["nnUNet_preprocessed"]), "nnUNet_def_n_proc": "1"})
     printed = io.StringIO()
-    try:
+    # nnU-Net's planner needs at least one data-augmentation process
+    with session_roots({"nnUNet_raw": phantom_roots["nnUNet_raw"], "nnUNet_n_proc_DA": "1",
+                        "nnUNet_preprocessed": phantom_roots["nnUNet_preprocessed"]}):
         with contextlib.redirect_stdout(printed):
             code = main(["plan-cpu", "-d", str(PHANTOM_DATASET_ID), "--planner", "nnUNetPlannerResEncM", "-np", "1",
                          "--batch-size", "2"])
         assert code == 0
         prepare_unlabeled(PHANTOM_DATASET_ID, phantom_roots["cines"], plans_name=RESENC, num_processes=1)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return printed.getvalue()
 
 
@@ -268,9 +259,9 @@ def test_fresh_norm_keeps_a_residual_encoders_function_and_refuses_batch_norm():
 
 def test_methods_reach_a_residual_encoder_through_encoder_and_decoder_only():
     """Every method builds and computes a finite loss with a ResidualEncoderUNet and a PlainConvUNet alike."""
-    from nnunet_ssp.methods import METHOD_CLASSES, get_method_class
+    from nnunet_ssp.methods import get_method_class, method_names
     for network in (_resenc_network(), build_unet()):
-        for name in METHOD_CLASSES:
+        for name in method_names():
             kwargs = {"out_dim": 64, "num_local_crops": 2} if name == "dino" else {}
             method = get_method_class(name)(network, 1, (32, 32), 2, **kwargs)
             views = [torch.randn(4, 1, 32, 32), torch.randn(4, 1, 32, 32)]
