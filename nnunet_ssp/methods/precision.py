@@ -18,10 +18,11 @@ def _float32(value: Any) -> Any:
 
 
 def _device_type(values) -> str:
+    """The device type of the first tensor in `values` (searching lists and tuples), or 'cpu'."""
     for value in values:
         if isinstance(value, torch.Tensor):
             return value.device.type
-        if isinstance(value, (list, tuple)) and value:
+        if isinstance(value, (list, tuple)) and any(isinstance(v, (torch.Tensor, list, tuple)) for v in value):
             return _device_type(value)
     return "cpu"
 
