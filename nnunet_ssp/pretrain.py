@@ -8,6 +8,7 @@ replaces segmentation validation; no `torch.compile`, as the method's hooks and 
 """
 
 import time
+from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -35,8 +36,9 @@ from nnunet_ssp.methods.base import SSPModel
 from nnunet_ssp.methods.heads import global_average_pool
 from nnunet_ssp.methods.probes import encoder_probes
 from nnunet_ssp.process_group import join_torchrun_group, process_device
+from nnunet_ssp.roots import check_preprocessed_folder
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
-from nnunet_ssp.slice_loader import SSPSliceLoader
+from nnunet_ssp.slice_loader import patch_loader
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
 from nnunet_ssp.ssp_progress import plot_ssp_progress
 from nnunet_ssp.subjects import dataset_subject_rule
@@ -103,6 +105,8 @@ class nnUNetTrainerSSP(nnUNetTrainer):
                                       device_ids=[self.device.index])
         elif self.is_ddp:  # torch synchronises batch norm on accelerators only
             self.training_model = DDP(self.training_model)
+        check_preprocessed_folder(Path(self.preprocessed_dataset_folder), self.plans_manager.dataset_name,
+                                  self.plans_manager.plans_name, self.configuration_name)
         self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
         self.was_initialized = True
         self.logger.update_config({"hparas": self.hyperparameters()})
@@ -171,7 +175,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
 
         views = self.method.view_transforms(patch_size, rotation, mirror_axes, nnunet_transforms)
         self.train_slices, self.val_slices = self.get_slice_tables()
-        loaders = [SSPSliceLoader(table, self.batch_size, crop_size, patch_size, self.label_manager, views)
+        loaders = [patch_loader(table, self.batch_size, crop_size, patch_size, self.label_manager, views)
                    for table in (self.train_slices, self.val_slices)]
         processes = get_allowed_n_proc_DA()
         if processes == 0:

@@ -5,6 +5,7 @@ from typing import Union
 
 from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_ssp.errors import InputError
 
@@ -30,3 +31,28 @@ def dataset_name_of(dataset: Union[int, str]) -> str:
     except (RuntimeError, ValueError):  # nnU-Net: no or several datasets with that ID, or not a number
         raise InputError(f"No nnU-Net dataset with ID {dataset} exists under nnUNet_raw, nnUNet_preprocessed "
                          f"or nnUNet_results.") from None
+
+
+def preprocessed_configuration_folder(dataset_name: str, plans_name: str, configuration: str) -> Path:
+    """The folder of a dataset's cases preprocessed for `configuration` of plans `plans_name`; InputError naming what
+    is missing (the plans, the configuration in them, or its preprocessing)."""
+    folder = preprocessed_dataset_folder(dataset_name)
+    plans_file = folder / f"{plans_name}.json"
+    if not plans_file.is_file():
+        raise InputError(f"{plans_file} is missing; plan and preprocess dataset {dataset_name} first "
+                         f"(nnUNetv2_plan_and_preprocess or nnunet-ssp plan-cpu).")
+    plans = PlansManager(str(plans_file))
+    if configuration not in plans.available_configurations:
+        raise InputError(f"{plans_file} has no configuration {configuration!r} (it has "
+                         f"{', '.join(plans.available_configurations)}).")
+    cases = folder / plans.get_configuration(configuration).data_identifier
+    check_preprocessed_folder(cases, dataset_name, plans_name, configuration)
+    return cases
+
+
+def check_preprocessed_folder(cases: Path, dataset_name: str, plans_name: str, configuration: str) -> None:
+    """InputError naming the preprocessing to run when `cases`, the folder of a configuration's cases, is missing."""
+    if not cases.is_dir():
+        raise InputError(f"{cases} is missing: dataset {dataset_name} is not preprocessed for {configuration}; run "
+                         f"nnUNetv2_preprocess -d {int(dataset_name[7:10])} -plans_name {plans_name} -c "
+                         f"{configuration} (or nnunet-ssp plan-cpu -c {configuration}).")

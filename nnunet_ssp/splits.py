@@ -157,15 +157,15 @@ def read_splits(path: Path) -> List[Split]:
 
 def make_splits(dataset: Union[int, str], sizes: Sequence[int], seeds: Sequence[int],
                 val_subjects: Optional[int] = None, subject_pattern: Optional[str] = None,
-                plans: Optional[str] = None) -> SplitsResult:
+                plans: Optional[str] = None, configuration: str = CONFIGURATION) -> SplitsResult:
     """Append the label-efficiency folds of every (size, seed) to the dataset's splits_final.json (see module doc).
 
-    With `plans`, every training case must be preprocessed for the 2d configuration of those plans.
+    With `plans`, every training case must be preprocessed for `configuration` (2d) of those plans.
     """
     data = _load_dataset(dataset, subject_pattern)
     label_folds = _plan(data, sizes, seeds, val_subjects)
     if plans is not None:
-        _check_preprocessed(data, plans)
+        _check_preprocessed(data, plans, configuration)
     folds = _nnunet_folds(data)
     sidecar = data.splits_file.parent / SIDECAR_FILE
     described = _read_sidecar(sidecar)
@@ -258,8 +258,9 @@ def _plan(data: _Dataset, sizes: Sequence[int], seeds: Sequence[int], val_subjec
         raise InputError(f"{data.images}: {e}.") from None
 
 
-def _check_preprocessed(data: _Dataset, plans: str) -> None:
-    """Refuse when a training case is missing from the 2d data of `plans`, which nnU-Net's trainers will read.
+def _check_preprocessed(data: _Dataset, plans: str, configuration: str = CONFIGURATION) -> None:
+    """Refuse when a training case is missing from the `configuration` data of `plans`, which nnU-Net's trainers
+    will read.
 
     A case counts once its properties (`.pkl`) are there: nnU-Net's preprocessing writes them after the arrays, so a
     case an interrupted preprocessing left half-written does not.
@@ -270,9 +271,9 @@ def _check_preprocessed(data: _Dataset, plans: str) -> None:
     if not plans_file.is_file():
         raise InputError(f"{plans_file} is missing; plan and preprocess the dataset with plans {plans} first.")
     try:
-        identifier = json.loads(plans_file.read_text())["configurations"][CONFIGURATION]["data_identifier"]
+        identifier = json.loads(plans_file.read_text())["configurations"][configuration]["data_identifier"]
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-        raise InputError(f"{plans_file} has no {CONFIGURATION} configuration with a data_identifier.") from None
+        raise InputError(f"{plans_file} has no {configuration} configuration with a data_identifier.") from None
     folder = plans_file.parent / identifier
     listed = infer_dataset_class(str(folder)).get_identifiers(str(folder)) if folder.is_dir() else []
     found = {case for case in listed if (folder / f"{case}.pkl").is_file()}
@@ -280,7 +281,7 @@ def _check_preprocessed(data: _Dataset, plans: str) -> None:
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise InputError(f"{folder} lacks the preprocessed cases {', '.join(missing[:3])}{more}; preprocess the "
-                         f"{CONFIGURATION} configuration of plans {plans} first.")
+                         f"{configuration} configuration of plans {plans} first.")
 
 
 def _nnunet_folds(data: _Dataset) -> List[Split]:

@@ -18,9 +18,11 @@ from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform
 from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
 from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
 from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
+from batchgeneratorsv2.transforms.utils.pseudo2d import Convert2DTo3DTransform, Convert3DTo2DTransform
 from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
+from nnunetv2.configuration import ANISO_THRESHOLD
 
 # Zoom ranges as region side / output side (batchgeneratorsv2: larger = smaller objects), as the reference study
 # gives them. DINO's global crops (output at the patch size) come from regions 0.52-1.4 times its side, 14-100 % of
@@ -43,15 +45,26 @@ class SolariseTransform(ImageOnlyTransform):
 def ssp_view(patch_size: Sequence[int], rotation: RandomScalar, mirror_axes: Sequence[int],
              zoom: Tuple[float, float] = FULL_ZOOM, p_blur: float = 0.5, p_solarise: float = 0.0,
              blur_sigma: Tuple[float, float] = BLUR_SIGMA) -> ComposeTransforms:
-    """One view: random rotation, zoom and translation to `patch_size`, then intensity augmentations at p 0.5."""
-    transforms = [
-        SpatialTransform(tuple(patch_size), patch_center_dist_from_border=[p // 2 for p in patch_size],
-                         random_crop=True, p_rotation=1.0, rotation=rotation, p_scaling=1.0, scaling=zoom,
-                         p_synchronize_scaling_across_axes=1),
+    """One view: random rotation, zoom and translation to `patch_size`, then intensity augmentations at p 0.5.
+
+    A 3D patch with few slices (nnU-Net's dummy-2D rule) is rotated, zoomed, moved and blurred in-plane only, all its
+    slices alike, as nnU-Net's own transforms do; its slice axis keeps the loader's crop.
+    """
+    in_plane = in_plane_only(patch_size)
+    spatial_size = tuple(patch_size[1:] if in_plane else patch_size)
+    spatial = SpatialTransform(spatial_size, patch_center_dist_from_border=[p // 2 for p in spatial_size],
+                               random_crop=True, p_rotation=1.0, rotation=rotation, p_scaling=1.0, scaling=zoom,
+                               p_synchronize_scaling_across_axes=1)
+    spatial_and_filters = [
+        spatial,
         RandomTransform(GaussianNoiseTransform(noise_variance=(0, 0.1), p_per_channel=1, synchronize_channels=True),
                         apply_probability=0.5),
         RandomTransform(GaussianBlurTransform(blur_sigma=blur_sigma, synchronize_channels=True,
                                               synchronize_axes=True, p_per_channel=1), apply_probability=p_blur),
+    ]
+    transforms = [
+        *([Convert3DTo2DTransform(), *spatial_and_filters, Convert2DTo3DTransform()] if in_plane
+          else spatial_and_filters),
         RandomTransform(MultiplicativeBrightnessTransform(multiplier_range=BGContrast((0.7, 1.3)),
                                                           synchronize_channels=True, p_per_channel=1),
                         apply_probability=0.5),
@@ -64,3 +77,8 @@ def ssp_view(patch_size: Sequence[int], rotation: RandomScalar, mirror_axes: Seq
     if mirror_axes:
         transforms.append(MirrorTransform(allowed_axes=tuple(mirror_axes)))
     return ComposeTransforms(transforms)
+
+
+def in_plane_only(patch_size: Sequence[int]) -> bool:
+    """Whether nnU-Net augments this patch in 2D, slice by slice: a 3D patch with few slices (do_dummy_2d_data_aug)."""
+    return len(patch_size) == 3 and max(patch_size) / patch_size[0] > ANISO_THRESHOLD

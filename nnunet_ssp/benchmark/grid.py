@@ -1,7 +1,7 @@
 """The benchmark grid: its settings, its runs and their trainer names (files: `layout`, commands: `steps`).
 
 Runs, in the order they are done:
-- `pretrain_<method>`: `nnUNetv2_train D 2d P -tr nnUNetTrainerSSP_<M>[_<E>epochs][_<I>iters]`, once per method, on
+- `pretrain_<method>`: `nnUNetv2_train D C P -tr nnUNetTrainerSSP_<M>[_<E>epochs][_<I>iters]`, once per method, on
   make-splits' pretraining fold P (every subject but the validation subjects the fine-tunings share);
 - per labelled-subject count and seed (the fold make-splits appended for them): `baseline_n<N>_s<S>` with
   `nnUNetTrainer[_<E>epochs][_<I>iters]` from nnU-Net's initialisation, and `<method>_n<N>_s<S>` with
@@ -27,7 +27,7 @@ from nnunet_ssp.methods import get_method, method_names
 
 BASELINE = "baseline"
 PRETRAIN, FINETUNE = "pretrain", "finetune"
-CONFIGURATION = "2d"
+CONFIGURATIONS = ("2d", "3d_fullres")
 FINETUNE_TRAINER = "nnUNetTrainerSSPFinetune"
 BASELINE_TRAINER = "nnUNetTrainer"
 VARIANT_PATTERN = re.compile(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*")
@@ -51,8 +51,12 @@ class BenchmarkSettings:
     pretrain_variants: Tuple[str, ...] = (DEFAULT_RECIPE,)
     finetune_variants: Tuple[str, ...] = (DEFAULT_RECIPE,)
     seed_trainings: bool = False  # seed each training with its split seed (pretraining: 0), see nnunet_ssp.seeding
+    configuration: str = CONFIGURATIONS[0]
 
     def __post_init__(self):
+        if self.configuration not in CONFIGURATIONS:
+            raise InputError(f"The benchmark runs on configuration {' or '.join(CONFIGURATIONS)}, not "
+                             f"{self.configuration!r}.")
         unknown = [m for m in self.methods if m not in method_names()]
         if unknown:
             raise InputError(f"Methods must be some of {', '.join(method_names())}, not "
@@ -86,6 +90,8 @@ class BenchmarkSettings:
                 argv += [option, *variants]
         if self.seed_trainings:
             argv.append("--seed-trainings")
+        if self.configuration != CONFIGURATIONS[0]:
+            argv += ["-c", self.configuration]
         return shlex.join(argv + ["-p", self.plans, "-device", self.device])
 
     def record(self) -> dict:

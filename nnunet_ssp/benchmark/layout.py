@@ -11,7 +11,7 @@ from typing import Dict, List
 
 from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
 
-from nnunet_ssp.benchmark.grid import CONFIGURATION, FINETUNE, PRETRAIN, Run
+from nnunet_ssp.benchmark.grid import CONFIGURATIONS, FINETUNE, PRETRAIN, Run
 
 FINAL_CHECKPOINT = "checkpoint_final.pth"
 CHECKPOINTS = (FINAL_CHECKPOINT, "checkpoint_latest.pth", "checkpoint_best.pth")  # what nnUNetv2_train --c reads
@@ -23,6 +23,7 @@ class Layout:
     out: Path
     dataset_name: str
     plans: str
+    configuration: str = CONFIGURATIONS[0]
 
     def results_root(self, run: Run) -> Path:
         """The nnU-Net results root of a run's subprocesses: one per pretraining (shared by the fine-tunings that
@@ -33,7 +34,7 @@ class Layout:
     def model_folder(self, run: Run) -> Path:
         """nnU-Net's output folder of a run (fold_X below the results root)."""
         return (self.results_root(run) / self.dataset_name /
-                convert_trainer_plans_config_to_identifier(run.trainer, self.plans, CONFIGURATION) / f"fold_{run.fold}")
+                convert_trainer_plans_config_to_identifier(run.trainer, self.plans, self.configuration) / f"fold_{run.fold}")
 
     def checkpoint(self, run: Run) -> Path:
         """The final checkpoint nnU-Net writes for a run."""

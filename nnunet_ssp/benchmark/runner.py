@@ -43,7 +43,7 @@ from nnunet_ssp.architectures import check_plans_file
 from nnunet_ssp.atomic import atomic_dir, write_json
 from nnunet_ssp.audit import audit_dataset
 from nnunet_ssp.benchmark.curves import CURVES_FILE, curve_points, write_curves_csv
-from nnunet_ssp.benchmark.grid import CONFIGURATION, FINETUNE, PRETRAIN, BenchmarkSettings, Run, plan_runs
+from nnunet_ssp.benchmark.grid import FINETUNE, PRETRAIN, BenchmarkSettings, Run, plan_runs
 from nnunet_ssp.benchmark.layout import Layout
 from nnunet_ssp.benchmark.markers import (TRAIN_FINISHED, TRAIN_INTERRUPTED, TRAIN_NOT_STARTED, finished_runs,
                                           pending_runs, train_record, train_state, write_marker, write_train_record)
@@ -55,7 +55,8 @@ from nnunet_ssp.environment import environment_exports
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.labels import structure_names
 from nnunet_ssp.locking import folder_lock
-from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
+from nnunet_ssp.roots import (dataset_name_of, preprocessed_configuration_folder, preprocessed_dataset_folder,
+                              raw_dataset_folder)
 from nnunet_ssp.seeding import SEEDS_FILE, seeded_command
 from nnunet_ssp.splits import make_splits
 
@@ -113,18 +114,20 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     dataset_name = dataset_name_of(settings.dataset)
     plans_file = preprocessed_dataset_folder(dataset_name) / f"{settings.plans}.json"
     if settings.methods and plans_file.is_file():  # a missing one is named by make_splits
-        check_plans_file(plans_file, CONFIGURATION)
+        check_plans_file(plans_file, settings.configuration)
     out = Path(settings.out) if settings.out is not None else default_output_folder(dataset_name)
     with folder_lock(out):
-        return _run_grid(settings, Layout(out.resolve(), dataset_name, settings.plans), start)
+        return _run_grid(settings, Layout(out.resolve(), dataset_name, settings.plans, settings.configuration),
+                         start)
 
 
 def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> BenchmarkResult:
     """`run_benchmark` once it holds the output folder."""
     dataset_name = layout.dataset_name
+    preprocessed_configuration_folder(dataset_name, settings.plans, settings.configuration)
     raw = raw_dataset_folder(dataset_name)
     splits = make_splits(dataset_name, settings.subjects, settings.seeds, settings.val_subjects,
-                         settings.subject_pattern, settings.plans)
+                         settings.subject_pattern, settings.plans, settings.configuration)
     runs = plan_runs(settings, splits.folds, splits.pretraining_fold)
     audited = {run for run in finished_runs(runs, layout) if run.kind == PRETRAIN}
     _refuse_leaks(layout, [layout.checkpoint(run) for run in audited])

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from nnunet_ssp.benchmark.grid import CONFIGURATION, Run
+from nnunet_ssp.benchmark.grid import Run
 from nnunet_ssp.benchmark.layout import FINAL_CHECKPOINT, Layout
 
 
@@ -16,7 +16,7 @@ def nnunet_executable(name: str) -> str:
 
 def train_command(run: Run, layout: Layout, device: str, pretrained: Optional[Path], resume: bool) -> List[str]:
     """`nnUNetv2_train` for a run: continuing its own checkpoint with `--c`, else from `pretrained` if given."""
-    argv = [nnunet_executable("nnUNetv2_train"), layout.dataset_name, CONFIGURATION, str(run.fold),
+    argv = [nnunet_executable("nnUNetv2_train"), layout.dataset_name, layout.configuration, str(run.fold),
             "-p", layout.plans, "-tr", run.trainer, "-device", device]
     if resume:
         return argv + ["--c"]
@@ -26,7 +26,7 @@ def train_command(run: Run, layout: Layout, device: str, pretrained: Optional[Pa
 def predict_command(run: Run, layout: Layout, device: str, images: Path, processes: int) -> List[str]:
     """`nnUNetv2_predict` of the test images with the run's final checkpoint."""
     return [nnunet_executable("nnUNetv2_predict"), "-i", str(images), "-o", str(layout.predictions(run)),
-            "-d", layout.dataset_name, "-c", CONFIGURATION, "-p", layout.plans, "-tr", run.trainer,
+            "-d", layout.dataset_name, "-c", layout.configuration, "-p", layout.plans, "-tr", run.trainer,
             "-f", str(run.fold), "-chk", FINAL_CHECKPOINT, "-device", device, "-npp", str(processes),
             "-nps", str(processes), "--disable_progress_bar"]
 

@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from nnunet_ssp.benchmark.grid import CONFIGURATIONS
 from nnunet_ssp.commands.make_splits import add_split_arguments
 from nnunet_ssp.defaults import DEFAULT_RECIPE
 from nnunet_ssp.methods import method_names
@@ -14,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "benchmark", help="pretrain, fine-tune and evaluate the label-efficiency grid against nnU-Net",
         description="Append the label-efficiency folds (as make-splits), pretrain each method once "
-                    "(nnUNetv2_train D 2d P -tr nnUNetTrainerSSP_<M>_<E>epochs_<I>iters on make-splits' pretraining "
+                    "(nnUNetv2_train D C P -tr nnUNetTrainerSSP_<M>_<E>epochs_<I>iters on make-splits' pretraining "
                     "fold P, which leaves out the validation subjects), then per number of "
                     "labeled subjects and seed fine-tune from each method's checkpoint "
                     "(nnUNetTrainerSSPFinetune_<E>epochs_<I>iters -pretrained_weights ...) and train nnU-Net's "
@@ -49,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fine-tuning recipes (e.g. default lr5e3_warmup5pct decoderTransfer), each run from every "
                         "pretraining and reported as <method>[.<pretraining variant>][+<fine-tuning variant>] "
                         "against the one baseline (default: default)")
+    p.add_argument("-c", "--configuration", default=CONFIGURATIONS[0], choices=CONFIGURATIONS,
+                   help="nnU-Net configuration every run trains, predicts and evaluates on (default 2d)")
     p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default $nnUNet_results/DatasetXXX/ssp_benchmark)")
@@ -74,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         args.dataset, tuple(dict.fromkeys(args.methods)), tuple(args.subjects), tuple(args.seeds),
         args.pretrain_epochs, args.finetune_epochs, args.iters, args.plans, args.out, args.device,
         args.val_subjects, args.subject_pattern, tuple(args.pretrain_variants), tuple(args.finetune_variants),
-        args.seed_trainings)
+        args.seed_trainings, args.configuration)
     if args.report_only:
         out = args.out if args.out is not None else default_output_folder(dataset_name_of(args.dataset))
         report = report_from_csv(out / RESULTS_FILE)

@@ -11,10 +11,11 @@ from nnunet_ssp.methods.precision import in_float32
 
 
 def global_average_pool(feature_map: torch.Tensor) -> torch.Tensor:
-    """Mean over the spatial axes of an N x C x H x W feature map, giving N x C."""
-    if feature_map.ndim != 4:
-        raise ValueError(f"expected an N x C x H x W feature map, got shape {tuple(feature_map.shape)}.")
-    return feature_map.mean(dim=(2, 3))
+    """Mean over the spatial axes of an N x C x H x W (2d) or N x C x D x H x W (3d) feature map, giving N x C."""
+    if feature_map.ndim not in (4, 5):
+        raise ValueError(f"expected a 3D N x C x D x H x W or 2D N x C x H x W feature map, got shape "
+                         f"{tuple(feature_map.shape)}.")
+    return feature_map.mean(dim=tuple(range(2, feature_map.ndim)))
 
 
 class ProjectionHead(nn.Module):

@@ -1,7 +1,8 @@
 """Masked image modelling (MIM): reconstruct the masked cells of a grid from the rest, with the whole U-Net.
 
-Each image of the batch gets its own mask: the patch is cut into `grid` x `grid` cells and exactly
-round(mask_ratio * grid**2) of them, chosen at random, are set to 0 (the mean after nnU-Net's z-scoring). The U-Net
+Each image of the batch gets its own mask: the patch is cut into `grid` x `grid` cells (3d: times `grid` cells along
+the slice axis, or one per slice when it has fewer slices) and exactly round(mask_ratio * cells) of them, chosen at
+random, are set to 0 (the mean after nnU-Net's z-scoring). The U-Net
 sees the masked image; a 1x1 convolution beside its output layer maps the last decoder features to one channel per
 input channel; the loss is the mean squared error over the masked pixels only:
 
@@ -22,29 +23,40 @@ from nnunet_ssp.methods.precision import in_float32
 MASK_RATIO = 0.5  # the study's 75 % lost structures on the phantom (docs/studies/protocol_deviations.md)
 
 
+def grid_cells(spatial_shape: Sequence[int], grid: int = 8) -> Tuple[int, ...]:
+    """Cells along each axis: `grid` in-plane; along the slice axis of a 3D patch `grid`, or one cell per slice when
+    the patch has fewer slices than that (whole slices of cells)."""
+    if len(spatial_shape) not in (2, 3):
+        raise ValueError(f"grid masking takes a 2D or 3D patch, got a patch size of {tuple(spatial_shape)}")
+    in_plane = spatial_shape[-2:]
+    if not 1 <= grid <= min(in_plane):
+        raise ValueError(f"grid must lie in [1, {min(in_plane)}] for a {'x'.join(map(str, spatial_shape))} patch, "
+                         f"got {grid}")
+    return (*(min(grid, spatial_shape[0]) for _ in spatial_shape[:-2]), grid, grid)
+
+
 def grid_mask(batch_size: int, spatial_shape: Sequence[int], grid: int = 8, mask_ratio: float = MASK_RATIO,
               device: Optional[torch.device] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Boolean mask B x 1 x H x W, True on exactly round(mask_ratio * grid**2) random cells of each image."""
-    height, width = spatial_shape
-    if not 1 <= grid <= min(height, width):
-        raise ValueError(f"grid must lie in [1, {min(height, width)}] for a {height}x{width} patch, got {grid}")
+    """Boolean mask B x 1 x (D x) H x W, True on exactly round(mask_ratio * number of cells) random cells of each
+    image; the cells are those of `grid_cells`."""
+    cells_per_axis = grid_cells(spatial_shape, grid)
     if not 0.0 < mask_ratio < 1.0:
         raise ValueError(f"mask_ratio must lie strictly between 0 and 1, got {mask_ratio}")
-    num_cells = grid * grid
+    num_cells = int(np.prod(cells_per_axis))
     num_masked = int(round(mask_ratio * num_cells))
     scores = torch.rand(batch_size, num_cells, device=device, generator=generator)
     masked_cells = scores.argsort(dim=1)[:, :num_masked]
     cells = torch.zeros(batch_size, num_cells, dtype=torch.bool, device=device)
     cells.scatter_(1, masked_cells, True)
-    cells = cells.view(batch_size, grid, grid)
-    row_cell = torch.arange(height, device=device) * grid // height
-    col_cell = torch.arange(width, device=device) * grid // width
-    return cells[:, row_cell][:, :, col_cell].unsqueeze(1)
+    mask = cells.view(batch_size, *cells_per_axis)
+    for axis, (size, count) in enumerate(zip(spatial_shape, cells_per_axis)):
+        mask = mask.index_select(axis + 1, torch.arange(size, device=device) * count // size)
+    return mask.unsqueeze(1)
 
 
 @in_float32
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the pixels where `mask` (B x 1 x H x W) is True, all channels."""
+    """Mean squared error over the pixels where `mask` (B x 1 x (D x) H x W) is True, all channels."""
     weight = mask.to(prediction.dtype)
     squared = (prediction - target) ** 2 * weight
     return squared.sum() / (weight.sum() * prediction.shape[1]).clamp_min(1.0)
@@ -103,7 +115,8 @@ class MaskedImageModelling(SSPMethod):
 
     @torch.no_grad()
     def write_visual(self, network: nn.Module, views: List[torch.Tensor], filename: str, num_images: int = 4) -> bool:
-        """PNG with rows input, masked input and reconstruction (masked cells filled in) of a few images."""
+        """PNG with rows input, masked input and reconstruction (masked cells filled in) of a few images (of a 3D
+        patch, its centre slice)."""
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -114,6 +127,8 @@ class MaskedImageModelling(SSPMethod):
         mask, reconstruction = self.reconstruct(network, image)
         filled = torch.where(mask, reconstruction, image)
         rows = [("input", image), ("masked input", image.masked_fill(mask, 0.0)), ("reconstruction", filled)]
+        if image.ndim == 5:
+            rows = [(title, tensor[:, :, tensor.shape[2] // 2]) for title, tensor in rows]
         fig, axes = plt.subplots(len(rows), image.shape[0], figsize=(2.2 * image.shape[0], 2.2 * len(rows)),
                                  squeeze=False)
         low, high = np.percentile(image[:, 0].float().cpu().numpy(), [1, 99])
