@@ -31,6 +31,11 @@ def runs_base_to_apex(axis_direction: Optional[np.ndarray], flip: bool = False) 
     return toward_apex != flip
 
 
+def normalised_positions(num_slices: int, base_to_apex: bool) -> np.ndarray:
+    """Position of each slice centre, (i + 0.5) / N from base (0) to apex (1), in array order."""
+    return positions_at(np.arange(num_slices), num_slices, base_to_apex)
+
+
 def positions_at(indices: np.ndarray, num_slices: int, base_to_apex: bool) -> np.ndarray:
     """Positions (i + 0.5) / N from base (0) to apex (1) of (possibly fractional) slice indices i of an N-slice stack."""
     positions = (np.asarray(indices, dtype=float) + 0.5) / num_slices
