@@ -3,25 +3,17 @@
 import argparse
 from pathlib import Path
 
+from nnunet_ssp.commands import add_command, add_dataset_argument, add_plans_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the audit subcommand."""
-    p = subparsers.add_parser(
-        "audit", help="list the subjects each stage saw and every leak between them",
-        description="One table of the subjects each stage of a dataset saw, named by the dataset's subject rule "
-                    "(nnunet_ssp.json beside splits_final.json; default <subject>_frameYY): the training and "
-                    "validation subjects of every fold of splits_final.json, the validation subjects make-splits' "
-                    "folds share, the test subjects (imagesTs, cines.json split test), the unlabeled pool of the "
-                    "plans' 2d configuration, and the subjects in the ssp record of each pretraining checkpoint "
-                    "(loaded with weights_only). Every overlap that must not exist is listed: a test subject in "
-                    "the pool, a test or shared validation subject in a pretraining, a subject in two of a fold's "
-                    "training, validation and test subjects. Exits 1 when there is one. A checkpoint without an "
-                    "ssp record is named and skipped. Python: nnunet_ssp.audit.audit_dataset.")
-    p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
-    p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier of the pool (nnUNetPlans)")
+    p = add_command(subparsers, "audit", _run, description=_DESCRIPTION,
+                    help="list the subjects each stage saw and every leak between them")
+    add_dataset_argument(p)
+    add_plans_argument(p, "plans identifier of the pool (nnUNetPlans)")
     p.add_argument("--checkpoint", nargs="+", action="extend", default=[], type=Path, metavar="CK",
                    help="pretraining checkpoints (checkpoint_final.pth) whose subjects to audit")
-    p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -29,3 +21,15 @@ def _run(args: argparse.Namespace) -> int:
     audit = audit_dataset(args.dataset, args.plans, args.checkpoint)
     print(audit.table())
     return 1 if audit.leaks else 0
+
+
+_DESCRIPTION = (
+    "One table of the subjects each stage of a dataset saw, named by the dataset's subject rule "
+    "(nnunet_ssp.json beside splits_final.json; default <subject>_frameYY): the training and "
+    "validation subjects of every fold of splits_final.json, the validation subjects make-splits' "
+    "folds share, the test subjects (imagesTs, cines.json split test), the unlabeled pool of the "
+    "plans' 2d configuration, and the subjects in the ssp record of each pretraining checkpoint "
+    "(loaded with weights_only). Every overlap that must not exist is listed: a test subject in "
+    "the pool, a test or shared validation subject in a pretraining, a subject in two of a fold's "
+    "training, validation and test subjects. Exits 1 when there is one. A checkpoint without an "
+    "ssp record is named and skipped. Python: nnunet_ssp.audit.audit_dataset.")

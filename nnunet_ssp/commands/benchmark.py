@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from nnunet_ssp.benchmark.grid import CONFIGURATIONS
+from nnunet_ssp.commands import add_command, add_dataset_argument, add_device_argument, add_plans_argument
 from nnunet_ssp.commands.make_splits import add_split_arguments
 from nnunet_ssp.defaults import DEFAULT_RECIPE
 from nnunet_ssp.methods import method_names
@@ -12,26 +13,9 @@ from nnunet_ssp.methods import method_names
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the benchmark subcommand."""
-    p = subparsers.add_parser(
-        "benchmark", help="pretrain, fine-tune and evaluate the label-efficiency grid against nnU-Net",
-        description="Append the label-efficiency folds (as make-splits), pretrain each method once "
-                    "(nnUNetv2_train D C P -tr nnUNetTrainerSSP_<M>_<E>epochs_<I>iters on make-splits' pretraining "
-                    "fold P, which leaves out the validation subjects), then per number of "
-                    "labeled subjects and seed fine-tune from each method's checkpoint "
-                    "(nnUNetTrainerSSPFinetune_<E>epochs_<I>iters -pretrained_weights ...) and train nnU-Net's "
-                    "baseline on the same schedule (nnUNetTrainer_<E>epochs_<I>iters), predict "
-                    "$nnUNet_raw/DatasetXXX/imagesTs and evaluate against labelsTs with nnU-Net (3D Dice per "
-                    "structure and test case). Before it trains, and before a fine-tuning first uses a pretraining, it "
-                    "runs nnunet-ssp audit and refuses to go on when a test or validation subject leaked. Finished runs are skipped, so an interrupted benchmark resumes; a "
-                    "second benchmark in an --out another one is working in is refused; "
-                    "delete runs/<run>/done.json to redo a run (a pretraining done again redoes the fine-tuning "
-                    "that started from it). Writes results.csv, slices.csv (2D Dice per slice of the test "
-                    "predictions with its base-to-apex position), report.md (mean ± sd, paired Wilcoxon tests over "
-                    "test cases and sign-flip tests over seeds against the baseline, Dice per slice in the base, mid "
-                    "and apex thirds), dice_vs_subjects.png and dice_per_slice.png into --out, and the seeds of "
-                    "each training into runs/<run>/seeds.json. Python: "
-                    "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")
-    p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
+    p = add_command(subparsers, "benchmark", _run, description=_DESCRIPTION,
+                    help="pretrain, fine-tune and evaluate the label-efficiency grid against nnU-Net")
+    add_dataset_argument(p)
     p.add_argument("--methods", nargs="*", choices=method_names(), default=method_names(),
                    help="SSP methods to pretrain and fine-tune (default: all; `--methods` alone: none, only "
                         "nnU-Net's baseline)")
@@ -52,11 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "against the one baseline (default: default)")
     p.add_argument("-c", "--configuration", default=CONFIGURATIONS[0], choices=CONFIGURATIONS,
                    help="nnU-Net configuration every run trains, predicts and evaluates on (default 2d)")
-    p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    add_plans_argument(p, "plans identifier (default nnUNetPlans)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default $nnUNet_results/DatasetXXX/ssp_benchmark)")
-    p.add_argument("-device", "--device", default="cuda", choices=["cuda", "cpu", "mps"],
-                   help="device for nnU-Net's training and prediction (default cuda, as nnU-Net)")
+    add_device_argument(p, "cuda", ["cuda", "cpu", "mps"],
+                        "device for nnU-Net's training and prediction (default cuda, as nnU-Net)")
     p.add_argument("--seed-trainings", action="store_true",
                    help="seed Python, numpy and torch in every training with its split seed (pretraining: 0), so "
                         "that with nnUNet_n_proc_DA=0 a run repeats on the same machine (see "
@@ -65,7 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="only recompute report.md and its plots from --out/results.csv (and curves.csv and "
                         "slices.csv beside it)")
-    p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -92,3 +75,24 @@ def _run(args: argparse.Namespace) -> int:
         print("nnunet-ssp benchmark: interrupted; the same command resumes, skipping finished runs.", file=sys.stderr)
         return 130
     return 0
+
+
+_DESCRIPTION = (
+    "Append the label-efficiency folds (as make-splits), pretrain each method once "
+    "(nnUNetv2_train D C P -tr nnUNetTrainerSSP_<M>_<E>epochs_<I>iters on make-splits' pretraining "
+    "fold P, which leaves out the validation subjects), then per number of "
+    "labeled subjects and seed fine-tune from each method's checkpoint "
+    "(nnUNetTrainerSSPFinetune_<E>epochs_<I>iters -pretrained_weights ...) and train nnU-Net's "
+    "baseline on the same schedule (nnUNetTrainer_<E>epochs_<I>iters), predict "
+    "$nnUNet_raw/DatasetXXX/imagesTs and evaluate against labelsTs with nnU-Net (3D Dice per "
+    "structure and test case). Before it trains, and before a fine-tuning first uses a pretraining, it "
+    "runs nnunet-ssp audit and refuses to go on when a test or validation subject leaked. Finished runs are "
+    "skipped, so an interrupted benchmark resumes; a "
+    "second benchmark in an --out another one is working in is refused; "
+    "delete runs/<run>/done.json to redo a run (a pretraining done again redoes the fine-tuning "
+    "that started from it). Writes results.csv, slices.csv (2D Dice per slice of the test "
+    "predictions with its base-to-apex position), report.md (mean ± sd, paired Wilcoxon tests over "
+    "test cases and sign-flip tests over seeds against the baseline, Dice per slice in the base, mid "
+    "and apex thirds), dice_vs_subjects.png and dice_per_slice.png into --out, and the seeds of "
+    "each training into runs/<run>/seeds.json. Python: "
+    "nnunet_ssp.benchmark.run_benchmark and report_from_csv.")

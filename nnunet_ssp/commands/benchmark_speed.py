@@ -3,26 +3,20 @@
 import argparse
 from pathlib import Path
 
+from nnunet_ssp.commands import (
+    add_command, add_configuration_argument, add_dataset_argument, add_device_argument, add_plans_argument,
+    add_processes_argument)
 from nnunet_ssp.methods import method_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the benchmark-speed subcommand."""
-    p = subparsers.add_parser(
-        "benchmark-speed", help="time the SSP training steps against nnU-Net's own, side by side",
-        description="In one process, on the same plans, configuration, fold 0, batch size and device: build "
-                    "nnU-Net's nnUNetTrainer and each nnUNetTrainerSSP_<METHOD> with nnU-Net's "
-                    "get_trainer_from_args, run each briefly with its own data loader (default workers, "
-                    "nnUNet_n_proc_DA) to record the resident-memory peak and the time waiting for data, time the "
-                    "loader alone, then time in interleaved rounds each trainer's real train_step and its bare "
-                    "network passes (the same forward and backward calls, nothing else). Also times "
-                    "prepare-unlabeled against nnUNetv2_preprocess on the same frames (the cines the dataset's "
-                    "unlabeled pool came from, or --cines). Prints a table of ratios and the targets; --json writes "
-                    "everything. Python: nnunet_ssp.speed.benchmark_speed.")
-    p.add_argument("-d", "--dataset", required=True, help="dataset ID or name (planned and preprocessed)")
-    p.add_argument("-c", "--configuration", default="2d", help="configuration (2d)")
-    p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (nnUNetPlans)")
-    p.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda"], help="device (cpu)")
+    p = add_command(subparsers, "benchmark-speed", _run, description=_DESCRIPTION,
+                    help="time the SSP training steps against nnU-Net's own, side by side")
+    add_dataset_argument(p, "dataset ID or name (planned and preprocessed)")
+    add_configuration_argument(p)
+    add_plans_argument(p, "plans identifier (nnUNetPlans)")
+    add_device_argument(p, "cpu", ["cpu", "cuda"], "device (cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads while measuring (default: torch's own); 1 with --clock cpu gives the most "
                         "stable numbers on a busy machine")
@@ -37,11 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cines", type=Path, default=None,
                    help="4D cines to time prepare-unlabeled on (default: those the unlabeled pool came from)")
     p.add_argument("--skip-prepare", action="store_true", help="do not time prepare-unlabeled")
-    p.add_argument("-np", "--num-processes", type=int, default=2,
-                   help="processes of prepare-unlabeled and nnUNetv2_preprocess (2)")
+    add_processes_argument(p, "processes of prepare-unlabeled and nnUNetv2_preprocess (2)")
     p.add_argument("--prepare-repeats", type=int, default=2, help="timed runs of each preprocessing command (2)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results as JSON")
-    p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -58,3 +50,15 @@ def _run(args: argparse.Namespace) -> None:
     if args.json is not None:
         write_json(report.to_dict(), args.json)
         print(f"\nJSON: {args.json}")
+
+
+_DESCRIPTION = (
+    "In one process, on the same plans, configuration, fold 0, batch size and device: build "
+    "nnU-Net's nnUNetTrainer and each nnUNetTrainerSSP_<METHOD> with nnU-Net's "
+    "get_trainer_from_args, run each briefly with its own data loader (default workers, "
+    "nnUNet_n_proc_DA) to record the resident-memory peak and the time waiting for data, time the "
+    "loader alone, then time in interleaved rounds each trainer's real train_step and its bare "
+    "network passes (the same forward and backward calls, nothing else). Also times "
+    "prepare-unlabeled against nnUNetv2_preprocess on the same frames (the cines the dataset's "
+    "unlabeled pool came from, or --cines). Prints a table of ratios and the targets; --json writes "
+    "everything. Python: nnunet_ssp.speed.benchmark_speed.")

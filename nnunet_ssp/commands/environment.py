@@ -2,19 +2,19 @@
 
 import argparse
 
+from nnunet_ssp.commands import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the trainer-path and env subcommands."""
-    p = subparsers.add_parser(
-        "trainer-path", help="print the folder to export as nnUNet_extTrainer",
+    add_command(
+        subparsers, "trainer-path", _run_trainer_path, help="print the folder to export as nnUNet_extTrainer",
         description='Print the folder that makes the nnunet-ssp trainers visible to nnUNetv2_train and '
                     'nnUNetv2_predict: export nnUNet_extTrainer="$(nnunet-ssp trainer-path)".')
-    p.set_defaults(func=_run_trainer_path)
-    p = subparsers.add_parser(
-        "env", help="print the shell exports nnU-Net and nnunet-ssp need",
+    add_command(
+        subparsers, "env", _run_env, help="print the shell exports nnU-Net and nnunet-ssp need",
         description="Print export lines for nnUNet_raw, nnUNet_preprocessed, nnUNet_results (current values, or "
                     "a suggestion when unset) and nnUNet_extTrainer. Use: eval \"$(nnunet-ssp env)\".")
-    p.set_defaults(func=_run_env)
 
 
 def _run_trainer_path(args: argparse.Namespace) -> None:

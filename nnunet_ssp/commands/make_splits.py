@@ -2,6 +2,8 @@
 
 import argparse
 
+from nnunet_ssp.commands import add_command, add_dataset_argument, add_plans_argument
+
 
 def add_split_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments that choose the folds, shared with `nnunet-ssp benchmark`."""
@@ -19,24 +21,25 @@ def add_split_arguments(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the make-splits subcommand."""
-    p = subparsers.add_parser(
-        "make-splits", help="append nested subject-level label-efficiency folds to splits_final.json",
-        description="Append one fold per (number of labeled subjects, seed) after nnU-Net's five folds in "
-                    "$nnUNet_preprocessed/DatasetXXX/splits_final.json (creating the five subject-grouped folds "
-                    "first when the file is missing). All cases of a subject stay together; one fixed set of "
-                    "validation subjects is shared by all folds; for one seed the subsets are nested (1 in 2 in 5 "
-                    "in 10). Re-running with the same arguments appends nothing. The sidecar splits_ssp.json beside "
-                    "it names each appended fold (fold, labelled_subjects, seed, subjects, validation_subjects). "
-                    "Python: nnunet_ssp.splits.make_splits and fold_index.")
-    p.add_argument("-d", "--dataset", required=True, help="dataset ID or name")
+    p = add_command(subparsers, "make-splits", _run, description=_DESCRIPTION,
+                    help="append nested subject-level label-efficiency folds to splits_final.json")
+    add_dataset_argument(p)
     add_split_arguments(p)
-    p.add_argument("-p", "--plans", default=None,
-                   help="also check that every training case is preprocessed for the 2d configuration of these "
-                        "plans (e.g. nnUNetPlans)")
-    p.set_defaults(func=_run)
+    add_plans_argument(p, "also check that every training case is preprocessed for the 2d configuration of these "
+                          "plans (e.g. nnUNetPlans)", default=None)
 
 
 def _run(args: argparse.Namespace) -> None:
     from nnunet_ssp.splits import make_splits
     print(make_splits(args.dataset, args.subjects, args.seeds, args.val_subjects, args.subject_pattern,
                       args.plans).summary())
+
+
+_DESCRIPTION = (
+    "Append one fold per (number of labeled subjects, seed) after nnU-Net's five folds in "
+    "$nnUNet_preprocessed/DatasetXXX/splits_final.json (creating the five subject-grouped folds "
+    "first when the file is missing). All cases of a subject stay together; one fixed set of "
+    "validation subjects is shared by all folds; for one seed the subsets are nested (1 in 2 in 5 "
+    "in 10). Re-running with the same arguments appends nothing. The sidecar splits_ssp.json beside "
+    "it names each appended fold (fold, labelled_subjects, seed, subjects, validation_subjects). "
+    "Python: nnunet_ssp.splits.make_splits and fold_index.")

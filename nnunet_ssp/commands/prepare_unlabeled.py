@@ -3,6 +3,9 @@
 import argparse
 from pathlib import Path
 
+from nnunet_ssp.commands import (
+    add_command, add_configuration_argument, add_dataset_argument, add_plans_argument, add_processes_argument)
+
 _DESCRIPTION = (
     "Preprocess every frame of a folder of 4D cines (NIfTI x, y, z, t; by default ACDC *_4d.nii.gz, M&Ms "
     "*_sa.nii.gz and M&Ms-2 *_SA_CINE.nii.gz, searched recursively) or of 3D images (one frame each) exactly as nnU-Net preprocesses the "
@@ -31,13 +34,13 @@ _DESCRIPTION = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the prepare-unlabeled subcommand."""
-    p = subparsers.add_parser("prepare-unlabeled", help="preprocess every cine frame into a dataset's unlabeled pool",
-                              description=_DESCRIPTION)
-    p.add_argument("-d", "--dataset", required=True, help="dataset ID or name (planned and preprocessed)")
+    p = add_command(subparsers, "prepare-unlabeled", _run, description=_DESCRIPTION,
+                    help="preprocess every cine frame into a dataset's unlabeled pool")
+    add_dataset_argument(p, "dataset ID or name (planned and preprocessed)")
     p.add_argument("-i", "--input", required=True, type=Path, help="folder of 4D cines or 3D frames")
-    p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (nnUNetPlans)")
-    p.add_argument("-c", "--configuration", default="2d", help="configuration (2d)")
-    p.add_argument("-np", "--num-processes", type=int, default=2, help="processes, frames in parallel (2)")
+    add_plans_argument(p, "plans identifier (nnUNetPlans)")
+    add_configuration_argument(p)
+    add_processes_argument(p, "processes, frames in parallel (2)")
     p.add_argument("--pattern", action="append", metavar="GLOB",
                    help="file name pattern, searched recursively; repeat for several (default *_4d.nii.gz, "
                         "*_sa.nii.gz and *_SA_CINE.nii.gz)")
@@ -52,7 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "is the subject (default: the dataset's recorded pattern, else the file-name rule above)")
     p.add_argument("--flip-base-apex", action="store_true",
                    help="reverse the base-to-apex direction the image geometry gives, for the whole dataset")
-    p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> None:

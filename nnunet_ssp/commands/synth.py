@@ -2,17 +2,13 @@
 
 import argparse
 
+from nnunet_ssp.commands import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the synth subcommand."""
-    p = subparsers.add_parser(
-        "synth", help="generate synthetic short-axis cine MRI subjects in the ACDC layout",
-        description="Generate realistic synthetic short-axis bSSFP cine stacks in the ACDC folder layout "
-                    "(patientXXX/patientXXX_4d.nii.gz, ED/ES frames with labels RV 1, MYO 2, LV 3, Info.cfg), "
-                    "with the five ACDC groups (NOR, DCM, HCM, MINF, RV) in turn. The same seed gives "
-                    "byte-identical files whatever the number of processes. Default grid per subject: a field of "
-                    "view of 200-280 mm at the scanner's pixel size of 1.2-2.0 mm, i.e. matrices of 110-220 "
-                    "pixels; 6-14 slices 6-10 mm apart; 15-30 frames.")
+    p = add_command(subparsers, "synth", _run, description=_DESCRIPTION,
+                    help="generate synthetic short-axis cine MRI subjects in the ACDC layout")
     p.add_argument("-o", "--output", help="folder to write the subjects into (created if missing)")
     p.add_argument("-n", "--subjects", type=int,
                    help="number of subjects (required with -o; 5 when only a preview is asked for)")
@@ -32,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preview", metavar="PNG",
                    help="also draw base/mid/apex slices at ED, mid-systole and ES of a subject per group into "
                         "this PNG; without -o the subjects are generated in a temporary folder")
-    p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -78,3 +73,12 @@ def _run(args: argparse.Namespace) -> None:
     if args.preview is not None:
         preview_dataset(args.output, args.preview)
         print(f"  preview: {args.preview}")
+
+
+_DESCRIPTION = (
+    "Generate realistic synthetic short-axis bSSFP cine stacks in the ACDC folder layout "
+    "(patientXXX/patientXXX_4d.nii.gz, ED/ES frames with labels RV 1, MYO 2, LV 3, Info.cfg), "
+    "with the five ACDC groups (NOR, DCM, HCM, MINF, RV) in turn. The same seed gives "
+    "byte-identical files whatever the number of processes. Default grid per subject: a field of "
+    "view of 200-280 mm at the scanner's pixel size of 1.2-2.0 mm, i.e. matrices of 110-220 "
+    "pixels; 6-14 slices 6-10 mm apart; 15-30 frames.")
