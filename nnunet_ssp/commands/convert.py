@@ -2,6 +2,9 @@
 
 import argparse
 from pathlib import Path
+from typing import Callable
+
+from nnunet_ssp.commands import add_command
 
 _OUTPUT = (
     "Writes $nnUNet_raw/DatasetXXX_NAME (imagesTr/labelsTr with the ED and ES frames of the training subjects as "
@@ -15,38 +18,38 @@ _OUTPUT = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the convert-acdc, convert-mnms and convert-mnms2 subcommands."""
-    p = subparsers.add_parser(
-        "convert-acdc", help="convert an ACDC-layout folder into an nnU-Net raw dataset",
+    p = add_command(
+        subparsers, "convert-acdc", _run_acdc, help="convert an ACDC-layout folder into an nnU-Net raw dataset",
         description="Convert an ACDC-layout folder (official training/ and testing/, or a flat folder of "
                     "patient folders with <s>_4d.nii.gz, <s>_frameYY[_gt].nii.gz and Info.cfg) into an nnU-Net "
                     "raw dataset; labels RV 1, MYO 2, LV 3. " + _OUTPUT)
     _add_common_arguments(p, default_name="ACDC")
-    p.set_defaults(func=_run_acdc)
-    p = subparsers.add_parser(
-        "convert-mnms", help="convert an M&Ms-layout folder into an nnU-Net raw dataset",
+    _add_csv_command(
+        subparsers, "convert-mnms", "M&Ms-layout folder", "MNMs", _run_mnms,
         description="Convert an M&Ms-layout folder (official Training/Labeled, Validation and Testing, the last "
                     "two as test set, or a flat folder of subject folders with <s>_sa.nii.gz and <s>_sa_gt.nii.gz) "
-                    "into an nnU-Net raw dataset; labels LV 1, MYO 2, RV 3; case frame YY = 0-based index + 1. "
-                    + _OUTPUT)
-    p.add_argument("--csv", required=True, type=Path,
-                   help="information CSV with columns External code, ED, ES (0-based) and optionally Vendor, "
-                        "VendorName, Centre")
-    _add_common_arguments(p, default_name="MNMs")
-    p.set_defaults(func=_run_mnms)
-    p = subparsers.add_parser(
-        "convert-mnms2", help="convert an M&Ms-2 folder into an nnU-Net raw dataset",
+                    "into an nnU-Net raw dataset; labels LV 1, MYO 2, RV 3; case frame YY = 0-based index + 1. ",
+        csv_help="information CSV with columns External code, ED, ES (0-based) and optionally Vendor, "
+                 "VendorName, Centre")
+    _add_csv_command(
+        subparsers, "convert-mnms2", "M&Ms-2 folder", "MNMs2", _run_mnms2,
         description="Convert an M&Ms-2 folder (the release's dataset/: subject folders with <s>_SA_CINE.nii.gz, "
                     "<s>_SA_ED.nii.gz, <s>_SA_ES.nii.gz and their _gt label maps) into an nnU-Net raw dataset; "
                     "labels LV 1, MYO 2, RV 3; each labelled frame is found in the cine by its voxels, unless the "
                     "CSV has ED and ES columns (0-based); case frame YY = 0-based index + 1. A subject with bad "
                     "files (missing, unreadable, a frame on another grid than its cine), and a subject the CSV "
                     "names without a folder, is skipped with a warning and listed at the end; the others are "
-                    "converted. " + _OUTPUT)
-    p.add_argument("--csv", required=True, type=Path,
-                   help="the release's dataset_information.csv (SUBJECT_CODE and optionally DISEASE, VENDOR, "
-                        "SCANNER, FIELD, ED, ES)")
-    _add_common_arguments(p, default_name="MNMs2")
-    p.set_defaults(func=_run_mnms2)
+                    "converted. ",
+        csv_help="the release's dataset_information.csv (SUBJECT_CODE and optionally DISEASE, VENDOR, "
+                 "SCANNER, FIELD, ED, ES)")
+
+
+def _add_csv_command(subparsers: argparse._SubParsersAction, name: str, source: str, default_name: str,
+                     func: Callable, description: str, csv_help: str) -> None:
+    p = add_command(subparsers, name, func, help=f"convert an {source} into an nnU-Net raw dataset",
+                    description=description + _OUTPUT)
+    p.add_argument("--csv", required=True, type=Path, help=csv_help)
+    _add_common_arguments(p, default_name)
 
 
 def _add_common_arguments(p: argparse.ArgumentParser, default_name: str) -> None:
