@@ -1,6 +1,7 @@
 """Dice per slice against base-to-apex position, on tiny label and prediction files with known per-slice Dice."""
 
 import math
+import re
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -10,8 +11,9 @@ import SimpleITK as sitk
 
 from nnunet_ssp.benchmark.report import report_from_csv
 from nnunet_ssp.benchmark.results import ResultRow, write_results_csv
-from nnunet_ssp.benchmark.slice_dice import (SLICE_PLOT_FILE, SLICES_FILE, position_bin, read_slices_csv,
+from nnunet_ssp.benchmark.slice_dice import (COLUMNS, SLICE_PLOT_FILE, SLICES_FILE, position_bin, read_slices_csv,
                                              run_slice_dice, slice_dice, slice_positions, write_slices_csv)
+from nnunet_ssp.errors import InputError
 
 SLICES = 6
 TOWARD_APEX = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # slice axis (0, 0, -1): closer to the apex (1, -1, -1)
@@ -100,3 +102,11 @@ def test_report_compares_recipes_with_the_baseline_per_third(tmp_path):
 
 def test_a_run_without_predictions_gives_no_slices(tmp_path):
     assert run_slice_dice(tmp_path / "gone", tmp_path, ".nii.gz", NAMES, "mim", 1, 0, 5) == []
+
+
+@pytest.mark.parametrize("row", ["mim,1,0,5,p1_frame01,2,half,LV,0.5", "mim,1,0,5,p1_frame01,2,0.5,LV"])
+def test_a_malformed_slices_row_is_refused_naming_the_file_and_line(tmp_path, row):
+    path = tmp_path / SLICES_FILE
+    path.write_text(",".join(COLUMNS) + "\nmim,1,0,5,p1_frame01,1,0.25,LV,0.5\n" + row + "\n")
+    with pytest.raises(InputError, match=re.escape(f"{path} line 3 is no row of {len(COLUMNS)} values")):
+        read_slices_csv(path)

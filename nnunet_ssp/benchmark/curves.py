@@ -14,7 +14,7 @@ from statistics import median
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from nnunet_ssp.benchmark.grid import BASELINE
-from nnunet_ssp.benchmark.results import csv_rows, write_csv
+from nnunet_ssp.benchmark.results import parse_csv, write_csv
 from nnunet_ssp.checkpoint import load_checkpoint
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.variants import ITERATIONS_TOKEN, find_token
@@ -86,14 +86,12 @@ def write_curves_csv(points: Iterable[CurvePoint], path: Path) -> None:
 
 def read_curves_csv(path: Path) -> List[CurvePoint]:
     """The points of a curves.csv; InputError naming the file and line when one is malformed."""
-    points = []
-    for line, values in csv_rows(path, COLUMNS):
-        try:
-            method, *numbers, value = values
-            points.append(CurvePoint(method, *map(int, numbers), float(value)))
-        except (ValueError, TypeError):
-            raise InputError(f"{path} line {line} is no row of {len(COLUMNS)} values.") from None
-    return points
+    return parse_csv(path, COLUMNS, _curve_point)
+
+
+def _curve_point(values: List[str]) -> CurvePoint:
+    method, *numbers, value = values
+    return CurvePoint(method, *map(int, numbers), float(value))
 
 
 def catchup(points: Sequence[CurvePoint]) -> List[Catchup]:

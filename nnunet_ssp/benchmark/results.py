@@ -9,13 +9,15 @@ import csv
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple, TypeVar
 
 from nnunetv2.evaluation.evaluate_predictions import load_summary_json
 
 from nnunet_ssp.atomic import atomic_path
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.labels import LabelKey
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,18 @@ def csv_rows(path: Path, columns: Sequence[str]) -> Iterator[Tuple[int, List[str
             yield from enumerate(table, start=2)
     except OSError as e:
         raise InputError(f"{path} cannot be read ({e.strerror}).") from None
+
+
+def parse_csv(path: Path, columns: Sequence[str], parse: Callable[[List[str]], T]) -> List[T]:
+    """`parse` of each row of a CSV with the header `columns`; InputError naming the file and line when one is
+    malformed."""
+    rows = []
+    for line, values in csv_rows(path, columns):
+        try:
+            rows.append(parse(values))
+        except (ValueError, TypeError):
+            raise InputError(f"{path} line {line} is no row of {len(columns)} values.") from None
+    return rows
 
 
 def read_results_csv(path: Path) -> List[ResultRow]:

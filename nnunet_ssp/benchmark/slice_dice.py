@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from nnunet_ssp.atomic import atomic_path
 from nnunet_ssp.benchmark.grid import BASELINE
-from nnunet_ssp.benchmark.results import csv_rows, write_csv
+from nnunet_ssp.benchmark.results import parse_csv, write_csv
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.labels import LabelKey
 from nnunet_ssp.positions import normalised_positions, runs_base_to_apex, slice_axis_direction
@@ -131,15 +131,13 @@ def write_slices_csv(rows: Iterable[SliceDice], path: Path) -> None:
 
 def read_slices_csv(path: Path) -> List[SliceDice]:
     """The rows of a slices.csv; InputError naming the file and line when one is malformed."""
-    rows = []
-    for line, values in csv_rows(path, COLUMNS):
-        try:
-            method, size, seed, fold, case, index, position, structure, dice = values
-            rows.append(SliceDice(method, int(size), int(seed), int(fold), case, int(index), float(position),
-                                  structure, float(dice)))
-        except ValueError:
-            raise InputError(f"{path} line {line} is no row of {len(COLUMNS)} values.") from None
-    return rows
+    return parse_csv(path, COLUMNS, _slice_dice)
+
+
+def _slice_dice(values: List[str]) -> SliceDice:
+    method, size, seed, fold, case, index, position, structure, dice = values
+    return SliceDice(method, int(size), int(seed), int(fold), case, int(index), float(position), structure,
+                     float(dice))
 
 
 def bin_stats(rows: Sequence[SliceDice]) -> List[BinStats]:
