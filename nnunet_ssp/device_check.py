@@ -169,7 +169,7 @@ def _speed(size: CheckSize, device: str) -> str:
 
 def _pretrain_on_processes(size: CheckSize, device: str, processes: int, out: Path) -> str:
     """MIM pretraining on several processes: nnU-Net's `-num_gpus` on CUDA, torchrun on the CPU."""
-    from nnunet_ssp.benchmark.grid import nnunet_executable
+    from nnunet_ssp.benchmark.steps import nnunet_executable
     from nnunet_ssp.benchmark.runner import call_logged
 
     trainer = _pretrainer("mim", size)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from nnunet_ssp.methods import method_names
@@ -54,3 +55,35 @@ def test_more_gpus_than_visible_are_refused_before_anything_is_written(tmp_path)
     assert (f"-num_gpus asks for {available + 1} CUDA process" in result.stderr
             and "visible" in result.stderr.splitlines()[-1])
     assert not (tmp_path / "check").exists()
+
+
+def test_the_step_on_several_processes_launches_torchrun_with_nnunet_training(tmp_path, nnunet_env):
+    from nnunet_ssp.benchmark.runner import RunFailedError
+    from nnunet_ssp.device_check import TINY, _pretrain_on_processes
+
+    # no phantom in these roots: torchrun starts nnUNetv2_train on 2 processes, which stop for the missing dataset
+    with pytest.raises(RunFailedError, match="pretraining on 2 processes exited with code"):
+        _pretrain_on_processes(TINY, "cpu", 2, tmp_path)
+    command = (tmp_path / "processes.log").read_text().splitlines()[0]
+    assert "torchrun --standalone --nproc-per-node 2" in command and "nnUNetv2_train" in command
+    assert "-tr nnUNetTrainerSSP_MIM_2epochs_2iters" in command and "-device cpu" in command
+
+
+@pytest.mark.slow
+def test_pretraining_on_two_cpu_processes_writes_the_final_checkpoint(tmp_path, monkeypatch):
+    from nnunet_ssp.demo import demo_environment, prepare_demo_dataset
+    from nnunet_ssp.device_check import TINY, _pretrain_on_processes
+    from nnunet_ssp.environment import environment_exports
+
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_DA", "nnUNet_def_n_proc"):
+        monkeypatch.setenv(name, "1")  # so that what demo_environment sets is undone after the test
+    demo_environment(tmp_path)
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    monkeypatch.setenv("nnUNet_def_n_proc", "1")
+    monkeypatch.setenv("nnUNet_compile", "false")
+    monkeypatch.setenv("nnUNet_extTrainer", environment_exports()["nnUNet_extTrainer"])
+    prepare_demo_dataset(tmp_path, TINY.phantom, TINY.plans)
+    note = _pretrain_on_processes(TINY, "cpu", 2, tmp_path)
+    assert note.startswith("nnUNetTrainerSSP_MIM_2epochs_2iters on 2 processes")
+    folds = list((tmp_path / "results_processes").glob("*/*__2d/fold_0"))
+    assert len(folds) == 1 and (folds[0] / "checkpoint_final.pth").is_file()
