@@ -2,8 +2,8 @@
 
 Subjects follow the dataset's subject rule (`nnunet_ssp.subjects`). Stages: the labelled training and validation
 subjects of every fold of `splits_final.json`, the validation subjects make-splits' folds share, the test subjects
-(imagesTs, cines.json split "test"), the subjects of the unlabeled pool of the plans' 2d configuration, and the
-subjects each pretraining checkpoint's `ssp` record lists. Leaks: a test subject in the pool, a test or shared
+(imagesTs, cines.json split "test"), the subjects of the unlabeled pool of one configuration of the plans (2d unless
+given), and the subjects each pretraining checkpoint's `ssp` record lists. Leaks: a test subject in the pool, a test or shared
 validation subject in a pretraining, a subject in two of a fold's training, validation and test subjects.
 """
 
@@ -46,8 +46,9 @@ class Audit:
 
 
 def audit_dataset(dataset: Union[int, str], plans: str = "nnUNetPlans",
-                  checkpoints: Sequence[Union[str, Path]] = ()) -> Audit:
-    """Audit a dataset's splits, test subjects, unlabeled pool and the given pretraining checkpoints."""
+                  checkpoints: Sequence[Union[str, Path]] = (), configuration: str = CONFIGURATION) -> Audit:
+    """Audit a dataset's splits, test subjects, the unlabeled pool of `configuration` and the given pretraining
+    checkpoints."""
     name = dataset_name_of(dataset)
     folder = preprocessed_dataset_folder(name)
     rule = dataset_subject_rule(folder)
@@ -65,9 +66,9 @@ def audit_dataset(dataset: Union[int, str], plans: str = "nnUNetPlans",
         _overlap(audit, f"fold {index} training", train, f"fold {index} validation", val)
         _overlap(audit, f"fold {index} training", train, "test", test)
         _overlap(audit, f"fold {index} validation", val, "test", test)
-    pool = _pool_subjects(folder, plans)
+    pool = _pool_subjects(folder, plans, configuration)
     if pool is None:
-        audit.notes.append(f"no unlabeled pool of plans {plans} ({CONFIGURATION}).")
+        audit.notes.append(f"no unlabeled pool of plans {plans} ({configuration}).")
     else:
         audit.stages["unlabeled pool"] = pool
         _overlap(audit, "unlabeled pool", pool, "test", test)
@@ -111,10 +112,10 @@ def _folds(folder: Path) -> List[dict]:
     return read_splits(splits) if splits.is_file() else []
 
 
-def _pool_subjects(folder: Path, plans: str) -> Optional[Set[str]]:
-    """Subjects of the pool's manifest (None when the plans or the pool are missing)."""
+def _pool_subjects(folder: Path, plans: str, configuration: str) -> Optional[Set[str]]:
+    """Subjects of the pool's manifest (None when the plans, the configuration or the pool are missing)."""
     try:
-        identifier = json.loads((folder / f"{plans}.json").read_text())["configurations"][CONFIGURATION][
+        identifier = json.loads((folder / f"{plans}.json").read_text())["configurations"][configuration][
             "data_identifier"]
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -314,3 +314,33 @@ def test_benchmark_runs_its_steps_on_the_configuration_it_is_given():
     assert f"__{PLANS}__{CONFIGURATION}" in str(layout.model_folder(finetune))
     with pytest.raises(InputError, match="configuration 2d or 3d_fullres, not '3d_lowres'"):
         BenchmarkSettings("502", configuration="3d_lowres")
+
+
+def test_the_audit_reads_the_pool_of_the_configuration_it_is_given(three_d_env, capsys):
+    from nnunet_ssp.audit import audit_dataset
+    from nnunet_ssp.cli import main
+    from nnunet_ssp.unlabeled.manifest import ManifestRow, write_manifest
+
+    preprocessed = _preprocessed(three_d_env)
+    plans = json.loads((preprocessed / f"{PLANS}.json").read_text())
+    plans["plans_name"] = "nnUNetPlansAudit"
+    for configuration in plans["configurations"].values():
+        configuration["data_identifier"] = configuration["data_identifier"].replace(PLANS, "nnUNetPlansAudit")
+    (preprocessed / "nnUNetPlansAudit.json").write_text(json.dumps(plans))
+    test_subject = next((Path(three_d_env["nnUNet_raw"]) / preprocessed.name / "imagesTs").iterdir()).name
+    test_subject = test_subject.split("_frame")[0]
+    pool = preprocessed / f"nnUNetPlansAudit_{CONFIGURATION}_unlabeled"  # a 3d_fullres pool with a test subject
+    pool.mkdir()
+    write_manifest([ManifestRow(f"{test_subject}_t000", test_subject, 0, 0, 0, 1, 0.0, "planted")], pool)
+    audit = audit_dataset(DATASET_ID, "nnUNetPlansAudit", configuration=CONFIGURATION)
+    assert audit.stages["unlabeled pool"] == {test_subject}
+    assert audit.leaks == [f"1 subjects in both unlabeled pool and test: {test_subject}"]
+    assert audit_dataset(DATASET_ID, "nnUNetPlansAudit").notes == ["no unlabeled pool of plans nnUNetPlansAudit (2d)."]
+    capsys.readouterr()
+    assert main(["audit", "-d", str(DATASET_ID), "-p", "nnUNetPlansAudit", "-c", CONFIGURATION]) == 1
+    assert f"LEAK: 1 subjects in both unlabeled pool and test: {test_subject}" in capsys.readouterr().out
+    from nnunet_ssp.benchmark.layout import Layout
+    from nnunet_ssp.benchmark.runner import _refuse_leaks
+    from nnunet_ssp.errors import InputError
+    with pytest.raises(InputError, match=f"unlabeled pool and test: {test_subject}.*-c {CONFIGURATION}"):
+        _refuse_leaks(Layout(Path("unused"), preprocessed.name, "nnUNetPlansAudit", CONFIGURATION), [])

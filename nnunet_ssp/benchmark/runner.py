@@ -14,8 +14,8 @@ Files below `out` (default `$nnUNet_results/DatasetXXX/ssp_benchmark`):
     test_images/             links to the labelled test images, only when imagesTs also holds unlabelled ones
     results.csv, curves.csv, slices.csv, report.md, dice_vs_subjects.png, dice_per_slice.png
 
-Before anything trains, the dataset is audited (`nnunet_ssp.audit`: splits, test subjects, unlabeled pool and the
-checkpoints of finished pretrainings), and each pretraining checkpoint again before a fine-tuning first starts from
+Before anything trains, the dataset is audited (`nnunet_ssp.audit`: splits, test subjects, the pool of the
+benchmark's configuration and the checkpoints of finished pretrainings), and each pretraining checkpoint again before a fine-tuning first starts from
 it; a leak of a test or validation subject stops the benchmark before it trains anything more.
 
 An interrupted run continues where it stopped (see `markers`): training that finished is kept and only prediction
@@ -165,11 +165,11 @@ def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> Benc
 
 def _refuse_leaks(layout: Layout, checkpoints: List[Path]) -> None:
     """Audit the dataset and `checkpoints`; InputError naming the leaks when a subject is where it must not be."""
-    audit = audit_dataset(layout.dataset_name, layout.plans, checkpoints)
+    audit = audit_dataset(layout.dataset_name, layout.plans, checkpoints, layout.configuration)
     if audit.leaks:
         raise InputError(f"The audit of {layout.dataset_name} found subjects where they must not be "
                          f"({'; '.join(audit.leaks)}); see nnunet-ssp audit -d {layout.dataset_name} -p "
-                         f"{layout.plans}.")
+                         f"{layout.plans} -c {layout.configuration}.")
 
 
 class _RunnerLog:
