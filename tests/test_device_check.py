@@ -78,7 +78,7 @@ def test_pretraining_on_two_cpu_processes_writes_the_final_checkpoint(tmp_path, 
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_DA", "nnUNet_def_n_proc"):
         monkeypatch.setenv(name, "1")  # so that what demo_environment sets is undone after the test
     demo_environment(tmp_path)
-    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    monkeypatch.setenv("nnUNet_n_proc_DA", "1")  # 0 would break nnU-Net's planner, as above
     monkeypatch.setenv("nnUNet_def_n_proc", "1")
     monkeypatch.setenv("nnUNet_compile", "false")
     monkeypatch.setenv("nnUNet_extTrainer", environment_exports()["nnUNet_extTrainer"])
