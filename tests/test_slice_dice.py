@@ -110,3 +110,17 @@ def test_a_malformed_slices_row_is_refused_naming_the_file_and_line(tmp_path, ro
     path.write_text(",".join(COLUMNS) + "\nmim,1,0,5,p1_frame01,1,0.25,LV,0.5\n" + row + "\n")
     with pytest.raises(InputError, match=re.escape(f"{path} line 3 is no row of {len(COLUMNS)} values")):
         read_slices_csv(path)
+
+
+def test_a_dataset_flipped_base_to_apex_turns_the_thirds_round(tmp_path):
+    labels = tmp_path / "labelsTs"
+    _case(labels, tmp_path / "mim", "p1_frame01", (16, 16, 8, 8, 0, 0))  # Dice 1 in the first slices, 0 in the last
+    flipped = run_slice_dice(tmp_path / "mim", labels, ".nii.gz", NAMES, "mim", 1, 0, 5, flip_base_apex=True)
+    lv = {r.slice_index: r for r in flipped if r.structure == "LV"}
+    assert lv[0].position == pytest.approx(1 - 0.5 / SLICES) and position_bin(lv[0].position) == "apex"
+    assert lv[5].position == pytest.approx(0.5 / SLICES) and lv[5].dice == 0.0
+    unflipped = run_slice_dice(tmp_path / "mim", labels, ".nii.gz", NAMES, "mim", 1, 0, 5)
+    assert [r.position for r in unflipped] == pytest.approx([1 - r.position for r in flipped])
+    image = sitk.GetImageFromArray(np.zeros((SLICES, 8, 8), np.uint8))
+    image.SetDirection(TOWARD_APEX)
+    assert slice_positions(image, flip_base_apex=True)[0] == pytest.approx(1 - 0.5 / SLICES)

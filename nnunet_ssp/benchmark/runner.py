@@ -59,6 +59,7 @@ from nnunet_ssp.roots import (dataset_name_of, preprocessed_configuration_folder
                               raw_dataset_folder)
 from nnunet_ssp.seeding import SEEDS_FILE, seeded_command
 from nnunet_ssp.splits import make_splits
+from nnunet_ssp.unlabeled import pool_flips_base_apex, pool_folder
 
 RESULTS_FILE = "results.csv"
 LOG_FILE = "benchmark.log"
@@ -284,6 +285,8 @@ def _write_results(runs: Sequence[Run], layout: Layout, names: dict, evaluation:
     """results.csv from the evaluation summaries, curves.csv from the training logs, and slices.csv from the
     predictions and test labels, of every finished run of the grid."""
     rows, points, slices = [], [], []
+    cases = preprocessed_configuration_folder(layout.dataset_name, layout.plans, layout.configuration)
+    flip = pool_flips_base_apex(pool_folder(cases.parent, cases.name))  # base and apex as pretraining has them
     for run in finished_runs(runs, layout):
         if run.kind != PRETRAIN:
             rows += rows_from_summary(layout.summary(run), names, evaluation.file_ending, run.label,
@@ -291,7 +294,7 @@ def _write_results(runs: Sequence[Run], layout: Layout, names: dict, evaluation:
             points += curve_points(layout.checkpoint(run), run.trainer, run.label, run.labelled_subjects, run.seed,
                                    run.fold)
             slices += run_slice_dice(layout.predictions(run), evaluation.labels, evaluation.file_ending, names,
-                                     run.label, run.labelled_subjects, run.seed, run.fold)
+                                     run.label, run.labelled_subjects, run.seed, run.fold, flip)
     write_results_csv(rows, layout.out / RESULTS_FILE)
     write_curves_csv(points, layout.out / CURVES_FILE)
     write_slices_csv(slices, layout.out / SLICES_FILE)

@@ -3,7 +3,8 @@ section and plot on where along the heart a recipe helps.
 
 For each finished run, test case and structure, the Dice of every slice of nnU-Net's prediction against the label
 map, 2 |P ∩ R| / (|P| + |R|) (NaN where the structure is in neither, as in nnU-Net's evaluation), with the slice's
-position (i + 0.5) / N from base (0) to apex (1), ordered by the label file's geometry (`nnunet_ssp.positions`).
+position (i + 0.5) / N from base (0) to apex (1), ordered by the label file's geometry (`nnunet_ssp.positions`) and
+turned round when the dataset's pool was prepared with --flip-base-apex, as pretraining does.
 The report takes per slice the mean over its structures, bins the positions into thirds (base, mid, apex), and
 compares each recipe with the baseline of the same size, paired over (seed, test case, slice).
 """
@@ -72,10 +73,11 @@ def slice_dice(reference: np.ndarray, prediction: np.ndarray, value: LabelKey) -
         return np.where(total > 0, 2 * overlap / total, math.nan)
 
 
-def slice_positions(image: sitk.Image) -> np.ndarray:
-    """Base-to-apex position of each slice of a 3D image (slices along its last ITK axis, numpy axis 0)."""
+def slice_positions(image: sitk.Image, flip_base_apex: bool = False) -> np.ndarray:
+    """Base-to-apex position of each slice of a 3D image (slices along its last ITK axis, numpy axis 0), turned
+    round with `flip_base_apex`."""
     direction = slice_axis_direction({"sitk_stuff": {"direction": image.GetDirection()}}, (0, 1, 2))
-    return normalised_positions(image.GetSize()[2], runs_base_to_apex(direction))
+    return normalised_positions(image.GetSize()[2], runs_base_to_apex(direction, flip_base_apex))
 
 
 def position_bin(position: float) -> str:
@@ -84,14 +86,15 @@ def position_bin(position: float) -> str:
 
 
 def case_slice_dice(label_file: Path, prediction_file: Path, names: Dict[LabelKey, str], method: str,
-                    labelled_subjects: int, seed: int, fold: int, case: str) -> List[SliceDice]:
+                    labelled_subjects: int, seed: int, fold: int, case: str,
+                    flip_base_apex: bool = False) -> List[SliceDice]:
     """The rows of one test case: every slice and structure."""
     label = sitk.ReadImage(str(label_file))
     reference, prediction = (sitk.GetArrayFromImage(image) for image in (label, sitk.ReadImage(str(prediction_file))))
     if reference.shape != prediction.shape:
         raise InputError(f"{prediction_file} has shape {prediction.shape}, but its label {label_file} has "
                          f"{reference.shape}.")
-    positions = slice_positions(label)
+    positions = slice_positions(label, flip_base_apex)
     rows = []
     for value, structure in names.items():
         for index, dice in enumerate(slice_dice(reference, prediction, value)):
@@ -101,18 +104,18 @@ def case_slice_dice(label_file: Path, prediction_file: Path, names: Dict[LabelKe
 
 
 def run_slice_dice(predictions: Path, labels: Path, file_ending: str, names: Dict[LabelKey, str], method: str,
-                   labelled_subjects: int, seed: int, fold: int) -> List[SliceDice]:
+                   labelled_subjects: int, seed: int, fold: int, flip_base_apex: bool = False) -> List[SliceDice]:
     """The rows of one run, from its prediction files and the test labels; none when its predictions are gone."""
     if not predictions.is_dir():
         return []
     return list(_cached_run_slice_dice(str(predictions), predictions.stat().st_mtime_ns, str(labels), file_ending,
-                                       tuple(names.items()), method, labelled_subjects, seed, fold))
+                                       tuple(names.items()), method, labelled_subjects, seed, fold, flip_base_apex))
 
 
 @lru_cache(maxsize=None)
 def _cached_run_slice_dice(predictions: str, mtime_ns: int, labels: str, file_ending: str,
                            names: Tuple[Tuple[LabelKey, str], ...], method: str, labelled_subjects: int, seed: int,
-                           fold: int) -> Tuple[SliceDice, ...]:
+                           fold: int, flip_base_apex: bool) -> Tuple[SliceDice, ...]:
     """`run_slice_dice` of one version of a predictions folder: the runner rewrites slices.csv after every run of
     a grid, and reads each run's predictions only once."""
     rows = []
@@ -120,7 +123,8 @@ def _cached_run_slice_dice(predictions: str, mtime_ns: int, labels: str, file_en
         case = prediction.name[:-len(file_ending)]
         label = Path(labels) / prediction.name
         if label.is_file():
-            rows += case_slice_dice(label, prediction, dict(names), method, labelled_subjects, seed, fold, case)
+            rows += case_slice_dice(label, prediction, dict(names), method, labelled_subjects, seed, fold, case,
+                                    flip_base_apex)
     return tuple(rows)
 
 
