@@ -64,18 +64,13 @@ def supervised_summary(checkpoint: dict) -> dict:
 def plans_network(dataset: str, plans_name: str, configuration: str):
     """The network nnU-Net builds for `configuration` of `plans_name` (no training), and its architecture class."""
     from batchgenerators.utilities.file_and_folder_operations import load_json
-    from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    try:
-        dataset_name = maybe_convert_to_dataset_name(dataset)
-    except RuntimeError:
-        raise InputError(f"There is no dataset {dataset} in nnUNet_preprocessed "
-                         f"({os.environ.get('nnUNet_preprocessed')}).") from None
-    folder = os.path.join(nnUNet_preprocessed, dataset_name)
+    from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
+
+    folder = str(preprocessed_dataset_folder(dataset_name_of(dataset)))
     plans_file = os.path.join(folder, plans_name + ".json")
     if not os.path.isfile(plans_file):
         raise InputError(f"{plans_file} does not exist; plan the dataset with these plans first.")
@@ -84,7 +79,10 @@ def plans_network(dataset: str, plans_name: str, configuration: str):
         raise InputError(f"{plans_file} has no configuration {configuration} (it has "
                          f"{', '.join(plans.available_configurations)}).")
     cm = plans.get_configuration(configuration)
-    dataset_json = load_json(os.path.join(folder, "dataset.json"))
+    dataset_json_file = os.path.join(folder, "dataset.json")
+    if not os.path.isfile(dataset_json_file):
+        raise InputError(f"{dataset_json_file} does not exist; plan and preprocess the dataset first.")
+    dataset_json = load_json(dataset_json_file)
     network = nnUNetTrainer.build_network_architecture(
         plans, cm, determine_num_input_channels(plans, cm, dataset_json),
         plans.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=True)

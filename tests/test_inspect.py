@@ -184,3 +184,19 @@ def test_missing_plans_and_plans_without_a_dataset_are_refused(checkpoints, plai
     assert code == 2 and "nnUNetPlansNone.json does not exist" in err and err.count("\n") == 1
     code, out, err = inspect(capsys, checkpoints["mim"], "-p", CPU_PLANS)
     assert code == 2 and "give -d" in err
+
+
+def test_an_unknown_dataset_unset_roots_and_a_missing_dataset_json_are_named(checkpoints, plain_env, tmp_path,
+                                                                            monkeypatch, capsys):
+    code, out, err = inspect(capsys, checkpoints["mim"], "-d", "foo", "-p", CPU_PLANS)
+    assert code == 2 and "No nnU-Net dataset with ID foo exists" in err and err.count("\n") == 1
+    name = f"Dataset{PHANTOM_DATASET_ID}_Phantom"
+    source = Path(os.environ["nnUNet_preprocessed"]) / name
+    monkeypatch.delenv("nnUNet_preprocessed")
+    code, out, err = inspect(capsys, checkpoints["mim"], "-d", DATASET, "-p", CPU_PLANS)
+    assert code == 2 and "nnUNet_preprocessed is not set" in err and err.count("\n") == 1
+    (tmp_path / name).mkdir()
+    shutil.copy(source / f"{CPU_PLANS}.json", tmp_path / name)  # the plans without dataset.json
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path))
+    code, out, err = inspect(capsys, checkpoints["mim"], "-d", DATASET, "-p", CPU_PLANS)
+    assert code == 2 and f"{tmp_path / name / 'dataset.json'} does not exist" in err and err.count("\n") == 1
