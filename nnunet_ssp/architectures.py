@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunet_ssp.checkpoint import load_checkpoint
+from nnunet_ssp.checkpoint import CarriesCodeError, load_checkpoint
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.inspection import short_class_name
 
@@ -60,10 +60,13 @@ def checkpoint_class_name(checkpoint: dict) -> Optional[str]:
 def check_pretrained_architecture(filename: str, network_class_name: str) -> None:
     """Refuse a checkpoint whose weights belong to another network class than `network_class_name`.
 
-    A file our safe loader cannot read is left to nnU-Net's own loader, which reports on it.
+    A file carrying Python code is refused, so nnU-Net's unpickling loader never runs it; a file our safe loader
+    cannot read otherwise is left to nnU-Net's own loader, which reports on it.
     """
     try:
         checkpoint = load_checkpoint(filename)
+    except CarriesCodeError:
+        raise
     except InputError:
         return
     found = checkpoint_class_name(checkpoint)

@@ -41,6 +41,10 @@ def save_checkpoint(checkpoint: dict, filename: str) -> None:
         torch.save(checkpoint, tmp)
 
 
+class CarriesCodeError(InputError):
+    """A checkpoint whose pickle calls Python code, which loading with weights_only refuses."""
+
+
 def load_checkpoint(filename: str, map_location: Union[str, torch.device] = "cpu") -> dict:
     """Load a checkpoint with `weights_only=True` (nnU-Net's logged numpy scalars allowed); a missing, truncated,
     foreign or code-carrying file raises InputError."""
@@ -54,7 +58,7 @@ def load_checkpoint(filename: str, map_location: Union[str, torch.device] = "cpu
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         refused = re.search(r"(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)", str(e))
         if refused:
-            raise InputError(f"{filename} carries Python code ({refused.group(1)}) that loading with weights_only "
+            raise CarriesCodeError(f"{filename} carries Python code ({refused.group(1)}) that loading with weights_only "
                              f"refuses; do not give it to nnU-Net's loaders unless you trust its source.") from e
         raise InputError(f"{filename} is not a readable checkpoint (truncated or not a safe torch file: "
                          f"{_first_line(e)}).") from e

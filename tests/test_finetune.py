@@ -1,5 +1,9 @@
 """Fine-tuning recipes: variant tokens, per-group rates, encoder freezing and decoder re-initialisation."""
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -145,3 +149,26 @@ def test_a_structure_still_silent_at_the_end_is_named_in_the_log(phantom_env, mo
     assert [line.split(": ", 1)[1].strip() for line in _warnings(silent)] == [
         "Warning: the validation pseudo-Dice of RV, LV is still about 0 after 1 epoch, so the model does not "
         "segment them yet: train for more epochs."]
+
+
+class _Payload:
+    """Unpickling this creates the folder `path`: what a checkpoint carrying code could do."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.makedirs, (str(self.path),)
+
+
+def test_pretrained_weights_carrying_code_stop_the_trainer_before_nnunet_unpickles_them(phantom_env, tmp_path,
+                                                                                      monkeypatch):
+    from nnunet_ssp.errors import InputError
+
+    marker, evil = tmp_path / "created_by_the_checkpoint", tmp_path / "evil.pth"
+    torch.save({"network_weights": {}, "trainer_name": "nnUNetTrainer", "payload": _Payload(marker)}, evil)
+    monkeypatch.setattr(sys, "argv", ["nnUNetv2_train", "501", "2d", "0", "-tr", "nnUNetTrainerSSPFinetune",
+                                      "-pretrained_weights", str(evil)])
+    with pytest.raises(InputError, match=f"{evil} carries Python code \\(os.makedirs\\)"):
+        make_trainer("nnUNetTrainerSSPFinetune", fold=0)
+    assert not marker.exists()
