@@ -2,7 +2,6 @@
 tests. Plain helpers (small networks, data builders, trainers) are in helpers.py."""
 
 import os
-from pathlib import Path
 
 import pytest
 

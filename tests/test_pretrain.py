@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import PHANTOM_DATASET_ID, PLANS, make_trainer
+from helpers import PLANS, make_trainer
 
 METHOD_TRAINERS = ["nnUNetTrainerSSP_MIM", "nnUNetTrainerSSP_SimCLR", "nnUNetTrainerSSP_PCL", "nnUNetTrainerSSP_DINO"]
 
