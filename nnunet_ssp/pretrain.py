@@ -8,7 +8,6 @@ replaces segmentation validation; no `torch.compile`, as the method's hooks and 
 """
 
 import time
-from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -36,7 +35,7 @@ from nnunet_ssp.methods.base import SSPModel
 from nnunet_ssp.methods.heads import global_average_pool
 from nnunet_ssp.methods.probes import encoder_probes
 from nnunet_ssp.process_group import join_torchrun_group, process_device
-from nnunet_ssp.roots import check_preprocessed_folder
+from nnunet_ssp.roots import preprocessed_configuration_folder
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 from nnunet_ssp.slice_loader import patch_loader
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
@@ -52,7 +51,9 @@ class nnUNetTrainerSSP(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        unet_class_name(plans, configuration)  # before nnU-Net's constructor starts a log in the output folder
+        # before nnU-Net's constructor starts a log in the output folder
+        unet_class_name(plans, configuration)
+        preprocessed_configuration_folder(plans["dataset_name"], plans["plans_name"], configuration)
         join_torchrun_group(device)
         super().__init__(plans, configuration, fold, dataset_json, device)
         self._use_process_device(device)
@@ -105,8 +106,6 @@ class nnUNetTrainerSSP(nnUNetTrainer):
                                       device_ids=[self.device.index])
         elif self.is_ddp:  # torch synchronises batch norm on accelerators only
             self.training_model = DDP(self.training_model)
-        check_preprocessed_folder(Path(self.preprocessed_dataset_folder), self.plans_manager.dataset_name,
-                                  self.plans_manager.plans_name, self.configuration_name)
         self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
         self.was_initialized = True
         self.logger.update_config({"hparas": self.hyperparameters()})

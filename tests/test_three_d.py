@@ -292,10 +292,10 @@ def test_3d_fullres_planned_but_not_preprocessed_is_named(three_d_env, tmp_path)
     from nnunetv2.run.run_training import get_trainer_from_args
 
     from nnunet_ssp.errors import InputError
-    trainer = get_trainer_from_args(str(DATASET_ID), CONFIGURATION, "all", "nnUNetTrainerSSP_MIM", "nnUNetPlansNo3d",
-                                    device=torch.device("cpu"))
     with pytest.raises(InputError, match="nnUNetPlansNo3d_3d_fullres is missing: dataset .* is not preprocessed"):
-        trainer.initialize()
+        get_trainer_from_args(str(DATASET_ID), CONFIGURATION, "all", "nnUNetTrainerSSP_MIM", "nnUNetPlansNo3d",
+                              device=torch.device("cpu"))
+    assert list(Path(three_d_env["nnUNet_results"]).iterdir()) == []  # no fold folder, no log
 
 
 def test_benchmark_runs_its_steps_on_the_configuration_it_is_given():
