@@ -49,6 +49,15 @@ def _trainer(name: str, fold="all"):
     return get_trainer_from_args(str(DATASET_ID), CONFIGURATION, fold, name, PLANS, device=torch.device("cpu"))
 
 
+def _renamed_plans(preprocessed: Path, name: str) -> None:
+    """A copy of the plans as `name`, whose configurations' data identifiers name no preprocessed folder yet."""
+    plans = json.loads((preprocessed / f"{PLANS}.json").read_text())
+    plans["plans_name"] = name
+    for configuration in plans["configurations"].values():
+        configuration["data_identifier"] = configuration["data_identifier"].replace(PLANS, name)
+    (preprocessed / f"{name}.json").write_text(json.dumps(plans))
+
+
 def _cli(*args: str, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nnunet_ssp.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=600)
@@ -279,11 +288,7 @@ def test_a_configuration_the_plans_lack_is_named_and_nothing_is_written(three_d_
 
 def test_3d_fullres_planned_but_not_preprocessed_is_named(three_d_env, tmp_path):
     preprocessed = _preprocessed(three_d_env)
-    plans = json.loads((preprocessed / f"{PLANS}.json").read_text())
-    plans["plans_name"] = "nnUNetPlansNo3d"
-    for configuration in plans["configurations"].values():
-        configuration["data_identifier"] = configuration["data_identifier"].replace(PLANS, "nnUNetPlansNo3d")
-    (preprocessed / "nnUNetPlansNo3d.json").write_text(json.dumps(plans))
+    _renamed_plans(preprocessed, "nnUNetPlansNo3d")
     out = tmp_path / "bench"
     done = _cli("benchmark", "-d", str(DATASET_ID), "-c", CONFIGURATION, "-p", "nnUNetPlansNo3d", "--methods",
                 "--subjects", "1", "--seeds", "0", "--out", str(out), "-device", "cpu")
@@ -322,11 +327,7 @@ def test_the_audit_reads_the_pool_of_the_configuration_it_is_given(three_d_env, 
     from nnunet_ssp.unlabeled.manifest import ManifestRow, write_manifest
 
     preprocessed = _preprocessed(three_d_env)
-    plans = json.loads((preprocessed / f"{PLANS}.json").read_text())
-    plans["plans_name"] = "nnUNetPlansAudit"
-    for configuration in plans["configurations"].values():
-        configuration["data_identifier"] = configuration["data_identifier"].replace(PLANS, "nnUNetPlansAudit")
-    (preprocessed / "nnUNetPlansAudit.json").write_text(json.dumps(plans))
+    _renamed_plans(preprocessed, "nnUNetPlansAudit")
     test_subject = next((Path(three_d_env["nnUNet_raw"]) / preprocessed.name / "imagesTs").iterdir()).name
     test_subject = test_subject.split("_frame")[0]
     pool = preprocessed / f"nnUNetPlansAudit_{CONFIGURATION}_unlabeled"  # a 3d_fullres pool with a test subject
