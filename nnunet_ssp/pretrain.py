@@ -39,6 +39,7 @@ from nnunet_ssp.roots import preprocessed_configuration_folder
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 from nnunet_ssp.slice_loader import patch_loader
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
+from nnunet_ssp.spelling import respelled
 from nnunet_ssp.ssp_progress import plot_ssp_progress
 from nnunet_ssp.subjects import dataset_subject_rule
 from nnunet_ssp.unlabeled import MANIFEST_FILE, pool_flips_base_apex, pool_folder, unlabeled_pool_slices
@@ -140,6 +141,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
 
     def get_slice_tables(self) -> Tuple[SliceTable, SliceTable]:
         """Training slices (the split's training cases and/or the unlabeled pool) and validation slices."""
+        self.ssp_data = respelled(self.ssp_data)  # a trainer that sets the older spelling still runs
         if self.ssp_data not in ("both", "labelled", "pool"):
             raise ValueError(f"ssp_data must be 'both', 'labelled' or 'pool', got {self.ssp_data!r}")
         tr_keys, val_keys = self.do_split()

@@ -32,6 +32,7 @@ from nnunet_ssp.converters.subject_splits import (N_FOLDS, SIDECAR_FILE, SPLITS_
                                                   subject_folds)
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
+from nnunet_ssp.spelling import respelled_keys
 from nnunet_ssp.subjects import RULE_FILE, SubjectRule, record_subject_rule, settled_subject_rule
 
 VALIDATION_FRACTION = 0.2
@@ -336,7 +337,7 @@ def _read_sidecar(path: Path) -> Dict[int, dict]:
         return {}
     try:
         entries = json.loads(path.read_text())["folds"]
-        described = {e["fold"]: e for e in entries}
+        described = {e["fold"]: respelled_keys(e) for e in entries}
         if all(isinstance(i, int) and isinstance(e["labelled_subjects"], int) and isinstance(e["seed"], int)
                for i, e in described.items()):
             return described

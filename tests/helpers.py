@@ -10,6 +10,8 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from nnunet_ssp.spelling import OLD_SPELLING, SPELLING
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"  # the shared data beside the repository, if any
 PHANTOM_DATASET_ID = 501  # the session phantom of conftest's `phantom_roots`
 PHANTOM_TRAIN_SUBJECTS = 6
@@ -113,3 +115,16 @@ def make_acdc(folder: Path, names: List[str], ed: int = 1, es: int = 4) -> Writt
         (sub / "Info.cfg").write_text(f"ED: {ed}\nES: {es}\nGroup: NOR\nHeight: 180\nNbFrame: {FRAMES}\n"
                                       f"Weight: 80\n")
     return written
+
+
+def in_old_spelling(value):
+    """A header (list of names) or a JSON record as files wrote it before the code spelled "labeled" one way: every
+    string in a list, and every key of a dict (nested too), in the older spelling; other dict values kept."""
+    if isinstance(value, str):
+        return value.replace(SPELLING, OLD_SPELLING)
+    if isinstance(value, list):
+        return [in_old_spelling(v) for v in value]
+    if isinstance(value, dict):
+        return {in_old_spelling(k): in_old_spelling(v) if isinstance(v, (dict, list)) else v
+                for k, v in value.items()}
+    return value

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from scipy.stats import wilcoxon
 
 from nnunet_ssp.benchmark import BenchmarkSettings, Layout, pending_runs, plan_runs, report_from_csv, run_benchmark
-from nnunet_ssp.benchmark.curves import read_curves_csv
+from nnunet_ssp.benchmark.curves import CurvePoint, read_curves_csv, write_curves_csv
 from nnunet_ssp.benchmark import markers
 from nnunet_ssp.benchmark.grid import FINETUNE
 from nnunet_ssp.benchmark.layout import CHECKPOINTS
@@ -34,6 +34,9 @@ from nnunet_ssp.cli import main
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.methods import METHODS
 from nnunet_ssp.locking import LOCK_FILE, folder_lock
+from nnunet_ssp.spelling import OLD_SPELLING
+
+from helpers import in_old_spelling
 
 COMMAND = "nnunet-ssp benchmark -d 1 --methods mim"
 
@@ -193,6 +196,19 @@ def test_results_csv_round_trips_and_refuses_bad_rows(tmp_path):
             read_results_csv(path)
 
 
+def test_csv_files_written_in_the_older_spelling_still_read(tmp_path):
+    rows = _known_rows()
+    results, curves = tmp_path / "results.csv", tmp_path / "curves.csv"
+    write_results_csv(rows, results)
+    points = [CurvePoint("mim", 1, 0, 5, 0, 10, 0.5), CurvePoint("mim", 1, 0, 5, 1, 20, 0.75)]
+    write_curves_csv(points, curves)
+    for path in (results, curves):
+        header, rest = path.read_text().split("\n", 1)
+        path.write_text(",".join(in_old_spelling(header.split(","))) + "\n" + rest)
+    assert f"{OLD_SPELLING}_subjects" in results.read_text().split("\n")[0]
+    assert len(read_results_csv(results)) == len(rows) and read_curves_csv(curves) == points
+
+
 # ---------------------------------------------------------------- planning and resume logic without training
 def _grid(tmp_path):
     settings = BenchmarkSettings("1", ("mim", "simclr"), (2, 1), (0, 3), 1, 2, 5, "P", tmp_path, "cpu")
@@ -286,6 +302,17 @@ def test_every_method_has_its_pretraining_trainer():
 
     for method in METHODS.values():
         assert getattr(pretrain, method.trainer).method_name == method.name
+
+
+def test_markers_written_in_the_older_spelling_still_count(tmp_path):
+    settings, runs, layout = _grid(tmp_path)
+    for run in runs:
+        _finish(run, layout)
+        marker = layout.marker(run)
+        marker.write_text(json.dumps(in_old_spelling(json.loads(marker.read_text()))))
+    assert any(run.pretraining is not None for run in runs)  # a nested record, the pretraining's, is respelled too
+    assert f'"{OLD_SPELLING}_subjects"' in layout.marker(runs[-1]).read_text()
+    assert pending_runs(runs, layout) == []
 
 
 def test_pending_runs_follow_the_markers(tmp_path):

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from nnunet_ssp.spelling import OLD_SPELLING, SPELLING
+
 from helpers import PLANS, make_trainer
 
 METHOD_TRAINERS = ["nnUNetTrainerSSP_MIM", "nnUNetTrainerSSP_SimCLR", "nnUNetTrainerSSP_PCL", "nnUNetTrainerSSP_DINO"]
@@ -190,6 +192,14 @@ def test_pretraining_draws_from_labelled_cases_and_the_unlabeled_pool(phantom_en
     positions = {}
     for subject, index, position in zip(tables["both"].subject, tables["both"].slice_index, tables["both"].position):
         assert positions.setdefault((subject, index), position) == position
+
+
+def test_a_trainer_setting_labeled_data_in_the_older_spelling_still_runs(phantom_env):
+    trainer = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters_labeledOnly")
+    current = trainer.get_slice_tables()[0]
+    trainer.ssp_data = OLD_SPELLING
+    older = trainer.get_slice_tables()[0]
+    assert trainer.ssp_data == SPELLING and len(older) == len(current) > 0
 
 
 def test_a_pool_without_training_slices_is_refused_with_its_manifest(phantom_env, tmp_path):

@@ -10,10 +10,11 @@ from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_j
 from nnunet_ssp.cli import main
 from nnunet_ssp.converters import convert_acdc, subject_of_case, write_subject_splits
 from nnunet_ssp.errors import InputError
+from nnunet_ssp.spelling import OLD_SPELLING
 from nnunet_ssp.splits import SIDECAR_FILE, check_preprocessed, fold_index, make_splits, plan_label_folds
 from nnunet_ssp.unlabeled import prepare_unlabeled
 
-from helpers import make_acdc
+from helpers import in_old_spelling, make_acdc
 
 NAME = "Dataset001_ACDC"
 
@@ -231,6 +232,16 @@ def test_malformed_splits_file_is_refused_and_kept(acdc12, capsys, content, frag
 def test_malformed_sidecar_is_refused(acdc12, capsys):
     (acdc12 / SIDECAR_FILE).write_text("[]")
     _expect_refusal(capsys, ["make-splits", "-d", "1"], str(acdc12 / SIDECAR_FILE), "is no nnunet-ssp splits sidecar")
+
+
+def test_a_sidecar_written_in_the_older_spelling_still_reads(acdc12):
+    first = make_splits(1, [1, 2], [0])
+    sidecar = acdc12 / SIDECAR_FILE
+    sidecar.write_text(json.dumps(in_old_spelling(json.loads(sidecar.read_text()))))
+    assert f'"{OLD_SPELLING}_subjects"' in sidecar.read_text()
+    assert fold_index(1, 2, 0) == first.folds[2, 0]
+    again = make_splits(1, [1, 2], [0])
+    assert again.appended == 0 and again.folds == first.folds
 
 
 def test_empty_dataset_and_unknown_dataset_are_refused(nnunet_env, capsys):

@@ -24,11 +24,12 @@ from nnunet_ssp.errors import InputError
 from nnunet_ssp.locking import LOCK_FILE, folder_lock
 from nnunet_ssp.positions import runs_base_to_apex
 from nnunet_ssp.slices import labelled_case_slices
-from nnunet_ssp.unlabeled import (REPORT_FILE, ManifestRow, pool_flips_base_apex, prepare_unlabeled, read_manifest,
-                                  unlabeled_pool_slices)
+from nnunet_ssp.spelling import OLD_SPELLING
+from nnunet_ssp.unlabeled import (MANIFEST_FILE, REPORT_FILE, ManifestRow, pool_flips_base_apex, prepare_unlabeled,
+                                  read_manifest, unlabeled_pool_slices)
 from nnunet_ssp.unlabeled.manifest import write_manifest
 
-from helpers import PLANS, SHARED
+from helpers import PLANS, SHARED, in_old_spelling
 DATASET = "Dataset001_ACDC"
 FRAMES = 6
 SHAPE = (5, 40, 36)  # z, y, x
@@ -294,6 +295,15 @@ def test_manifest_of_100k_rows_reads_back_without_excluded_subjects(tmp_path):
     write_manifest(rows, folder)
     table = unlabeled_pool_slices(str(tmp_path), "nnUNetPlans_2d", exclude_subjects=["s0"])
     assert len(table) == 99_000 and table.position[0] == rows[1000].position and table.frame[5] == 0
+
+
+def test_a_manifest_written_in_the_older_spelling_still_reads(tmp_path):
+    rows = [ManifestRow("s1_t000", "s1", 0, z, z, 2, (z + 0.5) / 2, "/data/s1_4d.nii.gz", "s1_frame01") for z in (0, 1)]
+    write_manifest(rows, tmp_path)
+    header, rest = (tmp_path / MANIFEST_FILE).read_text().split("\n", 1)
+    (tmp_path / MANIFEST_FILE).write_text(",".join(in_old_spelling(header.split(","))) + "\n" + rest)
+    assert f"{OLD_SPELLING}_case" in (tmp_path / MANIFEST_FILE).read_text()
+    assert read_manifest(tmp_path) == rows
 
 
 def test_throughput_benchmark_dataset_is_one_nnunet_reads(tmp_path):

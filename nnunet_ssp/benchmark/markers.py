@@ -29,6 +29,7 @@ from nnunet_ssp.benchmark.grid import FINETUNE, PRETRAIN, Run
 from nnunet_ssp.benchmark.layout import Layout
 from nnunet_ssp.defaults import FINETUNE_RECIPE_VERSION
 from nnunet_ssp.methods import get_method
+from nnunet_ssp.spelling import respelled_keys
 
 TRAIN_NOT_STARTED, TRAIN_INTERRUPTED, TRAIN_FINISHED = "not started", "interrupted", "finished"
 
@@ -69,7 +70,7 @@ def _record(path: Path, run: Run, layout: Layout) -> Optional[dict]:
     """The JSON record at `path` if it is one of `run` (same identity), else None."""
     try:
         record = json.loads(path.read_text())
-        return record if record["run"] == run_identity(run, layout) else None
+        return record if respelled_keys(record["run"]) == respelled_keys(run_identity(run, layout)) else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -16,6 +16,7 @@ from nnunetv2.evaluation.evaluate_predictions import load_summary_json
 from nnunet_ssp.atomic import atomic_path
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.labels import LabelKey
+from nnunet_ssp.spelling import respelled
 
 T = TypeVar("T")
 
@@ -67,7 +68,7 @@ def csv_rows(path: Path, columns: Sequence[str]) -> Iterator[Tuple[int, List[str
         with open(path, newline="") as f:
             table = csv.reader(f)
             header = next(table, None)
-            if header is None or tuple(header) != tuple(columns):
+            if header is None or tuple(respelled(h) for h in header) != tuple(columns):
                 raise InputError(f"{path} does not start with the header {','.join(columns)}.")
             yield from enumerate(table, start=2)
     except OSError as e:

@@ -20,6 +20,7 @@ from batchgenerators.utilities.file_and_folder_operations import load_pickle
 from nnunet_ssp.atomic import write_text
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.slices import SliceTable, labelled_case_slices
+from nnunet_ssp.spelling import respelled
 from nnunet_ssp.unlabeled.plans import pool_folder
 
 MANIFEST_FILE = "manifest.csv"
@@ -73,7 +74,7 @@ def read_manifest(folder: Union[str, os.PathLike]) -> List[ManifestRow]:
         raise InputError(f"{path} is missing; prepare the pool with `nnunet-ssp prepare-unlabeled`.")
     with open(path, newline="") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
+        header = [respelled(h) for h in next(reader, [])]
         if header not in (list(COLUMNS), list(_COLUMNS_BEFORE_LABELLED_CASE)):
             raise InputError(f"{path} does not start with the header {','.join(COLUMNS)}.")
         width = len(header)
