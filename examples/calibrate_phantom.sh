@@ -25,7 +25,7 @@ step() {  # step NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT exists, and p
     echo "== $name: $((SECONDS - start)) s wall time"
 }
 
-# 44 subjects: 20 held out for testing, 4 shared validation subjects, 20 to draw the labelled subsets from.
+# 44 subjects: 20 held out for testing, 4 shared validation subjects, 20 to draw the labeled subsets from.
 step synth "$WORK/phantom/patient044" \
     nnunet-ssp synth -o "$WORK/phantom" -n 44 --seed 0 -np 2
 step convert "$nnUNet_raw/$DATASET/dataset.json" \

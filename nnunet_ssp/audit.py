@@ -1,6 +1,6 @@
 """What each stage of a dataset saw, by subject, and every overlap that must not exist.
 
-Subjects follow the dataset's subject rule (`nnunet_ssp.subjects`). Stages: the labelled training and validation
+Subjects follow the dataset's subject rule (`nnunet_ssp.subjects`). Stages: the labeled training and validation
 subjects of every fold of `splits_final.json`, the validation subjects make-splits' folds share, the test subjects
 (imagesTs, cines.json split "test"), the subjects of the unlabeled pool of one configuration of the plans (2d unless
 given), and the subjects each pretraining checkpoint's `ssp` record lists. Leaks: a test subject in the pool, a test or shared

@@ -1,7 +1,7 @@
 """The built-in demo: the whole label-efficiency question on the synthetic phantom, in a few minutes on a CPU.
 
 Phantom cines -> nnU-Net raw dataset -> CPU-sized plans and preprocessing -> unlabeled pool of every frame ->
-MIM pretraining -> fine-tuning on few labelled subjects and nnU-Net's baseline on the same schedule -> prediction
+MIM pretraining -> fine-tuning on few labeled subjects and nnU-Net's baseline on the same schedule -> prediction
 and 3D Dice on held-out subjects -> table, plot and a figure of predictions against the ground truth.
 Everything lives below one folder, with its own nnU-Net data roots, so the user's own are never touched.
 """
@@ -33,12 +33,12 @@ DEMO_DATASET_NAME = "SSPDemo"
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The demo's size: phantom subjects, image size, schedule and labelled-subject counts."""
+    """The demo's size: phantom subjects, image size, schedule and labeled-subject counts."""
     subjects: int = 14
     test_subjects: int = 4
     image_size: Optional[int] = 64  # None: each subject at its scanner's matrix (110-220 pixels)
     spacing: Optional[float] = None  # in-plane mm; None: from the field of view
-    labelled: Tuple[int, ...] = (2,)
+    labeled: Tuple[int, ...] = (2,)
     pretrain_epochs: int = DEMO_EPOCHS
     finetune_epochs: int = DEMO_EPOCHS
     iters: int = DEMO_ITERS
@@ -103,7 +103,7 @@ def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, 
 
     from nnunet_ssp.atomic import atomic_path
 
-    runs = [r for r in plan_runs(settings, folds) if r.kind != PRETRAIN and r.labelled_subjects == settings.subjects[0]]
+    runs = [r for r in plan_runs(settings, folds) if r.kind != PRETRAIN and r.labeled_subjects == settings.subjects[0]]
     runs.sort(key=lambda r: r.label != BASELINE)
     cines = json.loads((raw / CINES_FILE).read_text())
     ed_cases = [case_id(subject, entry["ED"]) for subject, entry in sorted(cines.items()) if entry["split"] == TEST]
@@ -115,7 +115,7 @@ def prediction_figure(layout: Layout, settings: BenchmarkSettings, folds: dict, 
         image = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "imagesTs" / f"{case}_0000{FILE_ENDING}")))
         z = int(np.argmax((label > 0).sum(axis=(1, 2))))
         panels = [("image", None), ("ground truth", label)]
-        panels += [(f"{r.label} ({r.labelled_subjects} subj.)",
+        panels += [(f"{r.label} ({r.labeled_subjects} subj.)",
                     sitk.GetArrayFromImage(sitk.ReadImage(str(layout.predictions(r) / f"{case}{FILE_ENDING}"))))
                    for r in runs]
         for col, (title, seg) in enumerate(panels):
@@ -140,7 +140,7 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings()) -> Path:
     out = Path(out).resolve()
     demo_environment(out)
     dataset_name = prepare_demo_dataset(out, settings)
-    benchmark = BenchmarkSettings(dataset=dataset_name, methods=("mim",), subjects=tuple(settings.labelled),
+    benchmark = BenchmarkSettings(dataset=dataset_name, methods=("mim",), subjects=tuple(settings.labeled),
                                   seeds=(settings.seed,), pretrain_epochs=settings.pretrain_epochs,
                                   finetune_epochs=settings.finetune_epochs, iters=settings.iters,
                                   plans=CPU_PLANS_NAME, out=out / "benchmark", device="cpu")

@@ -38,7 +38,7 @@ from nnunet_ssp.process_group import join_torchrun_group, process_device
 from nnunet_ssp.roots import preprocessed_configuration_folder
 from nnunet_ssp.schedules import EpochLRSchedule, warmup_length
 from nnunet_ssp.slice_loader import patch_loader
-from nnunet_ssp.slices import SliceTable, labelled_case_slices
+from nnunet_ssp.slices import SliceTable, labeled_case_slices
 from nnunet_ssp.spelling import respelled
 from nnunet_ssp.ssp_progress import plot_ssp_progress
 from nnunet_ssp.subjects import dataset_subject_rule
@@ -142,18 +142,18 @@ class nnUNetTrainerSSP(nnUNetTrainer):
     def get_slice_tables(self) -> Tuple[SliceTable, SliceTable]:
         """Training slices (the split's training cases and/or the unlabeled pool) and validation slices."""
         self.ssp_data = respelled(self.ssp_data)  # a trainer that sets the older spelling still runs
-        if self.ssp_data not in ("both", "labelled", "pool"):
-            raise ValueError(f"ssp_data must be 'both', 'labelled' or 'pool', got {self.ssp_data!r}")
+        if self.ssp_data not in ("both", "labeled", "pool"):
+            raise ValueError(f"ssp_data must be 'both', 'labeled' or 'pool', got {self.ssp_data!r}")
         tr_keys, val_keys = self.do_split()
         transpose = self.plans_manager.transpose_forward
         pool = pool_folder(self.preprocessed_dataset_folder_base, self.configuration_manager.data_identifier)
         flip = pool_flips_base_apex(pool)
         rule = dataset_subject_rule(self.preprocessed_dataset_folder_base).subject_and_frame
-        labelled = labelled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose, flip, rule)
-        val = labelled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose, flip, rule)
-        train = labelled if self.ssp_data != "pool" else SliceTable()
-        if self.ssp_data != "labelled" and (pool / MANIFEST_FILE).is_file():
-            held_out = set(val.subject) - set(labelled.subject)
+        labeled = labeled_case_slices(self.preprocessed_dataset_folder, tr_keys, transpose, flip, rule)
+        val = labeled_case_slices(self.preprocessed_dataset_folder, val_keys, transpose, flip, rule)
+        train = labeled if self.ssp_data != "pool" else SliceTable()
+        if self.ssp_data != "labeled" and (pool / MANIFEST_FILE).is_file():
+            held_out = set(val.subject) - set(labeled.subject)
             train.extend(unlabeled_pool_slices(self.preprocessed_dataset_folder_base,
                                                self.configuration_manager.data_identifier, held_out, train,
                                                self.print_to_log_file))
@@ -161,7 +161,7 @@ class nnUNetTrainerSSP(nnUNetTrainer):
             raise InputError(f"{pool / MANIFEST_FILE} is missing: this trainer pretrains on the unlabeled pool "
                              f"only; prepare it with `nnunet-ssp prepare-unlabeled`.")
         elif self.ssp_data == "both":
-            self.print_to_log_file(f"No unlabeled pool in {pool}: pretraining on the labelled training cases only.")
+            self.print_to_log_file(f"No unlabeled pool in {pool}: pretraining on the labeled training cases only.")
         if len(train) == 0:
             raise InputError(f"{pool / MANIFEST_FILE if self.ssp_data == 'pool' else self.preprocessed_dataset_folder} "
                              f"holds no slice of a training subject to pretrain on.")

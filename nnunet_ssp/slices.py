@@ -61,9 +61,9 @@ class SliceTable:
             getattr(self, name).extend(getattr(other, name))
 
 
-def labelled_case_slices(folder: str, identifiers: Sequence[str], transpose_forward: Sequence[int],
-                         flip_base_apex: bool = False,
-                         subject_and_frame: Callable[[str], Tuple[str, int]] = subject_and_frame_of_case) -> SliceTable:
+def labeled_case_slices(folder: str, identifiers: Sequence[str], transpose_forward: Sequence[int],
+                        flip_base_apex: bool = False,
+                        subject_and_frame: Callable[[str], Tuple[str, int]] = subject_and_frame_of_case) -> SliceTable:
     """Slices of nnU-Net's preprocessed cases, positions measured on each case's original (uncropped, not resampled)
     stack; `subject_and_frame` names each case's subject and frame (the dataset's subject rule)."""
     table = SliceTable(folders=[folder])

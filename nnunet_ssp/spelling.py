@@ -4,7 +4,7 @@ read, their keys, columns and settings taken in the current one."""
 from typing import Any
 
 OLD_SPELLING = "labelled"
-SPELLING = "labelled"
+SPELLING = "labeled"
 
 
 def respelled(text: str) -> str:

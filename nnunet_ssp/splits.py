@@ -5,7 +5,7 @@ The subject of a case follows the dataset's subject rule (`nnunet_ssp.subjects`:
 converters' rule, or the first group of a regular expression recorded with `--subject-pattern`), so a subject's ED
 and ES always sit on the same side. One fixed set of validation subjects is drawn from the sorted subjects with
 nnU-Net's split seed (12345), whatever the seeds asked for. For each seed the remaining subjects are put in a seeded
-random order and `n` labelled subjects are the first `n` of it, so for one seed the subsets are nested
+random order and `n` labeled subjects are the first `n` of it, so for one seed the subsets are nested
 (1 ⊂ 2 ⊂ 5 ⊂ 10) and a size asked for later gives the same subjects as if it had been asked for at once. The
 pretraining fold trains on every subject but the validation subjects and validates on those, so a pretraining on it
 never sees the subjects the fine-tunings are validated on.
@@ -14,7 +14,7 @@ Appended folds are found again by their content, so re-running with the same arg
 sidecar `splits_ssp.json` beside the splits file says which appended fold is which:
 
     {"splits_file": "splits_final.json",
-     "folds": [{"fold": 5, "labelled_subjects": 1, "seed": 0, "subjects": ["patient007"],
+     "folds": [{"fold": 5, "labeled_subjects": 1, "seed": 0, "subjects": ["patient007"],
                 "validation_subjects": ["patient002"], "subject_pattern": null}, ...],
      "pretraining_fold": {"fold": 9, "subjects": [...], "validation_subjects": ["patient002"]}}
 """
@@ -43,8 +43,8 @@ Split = Dict[str, List[str]]
 
 @dataclass(frozen=True)
 class LabelFold:
-    """The fold of `labelled_subjects` subjects drawn with `seed`, validated on the shared validation subjects."""
-    labelled_subjects: int
+    """The fold of `labeled_subjects` subjects drawn with `seed`, validated on the shared validation subjects."""
+    labeled_subjects: int
     seed: int
     subjects: Tuple[str, ...]
     validation_subjects: Tuple[str, ...]
@@ -66,7 +66,7 @@ class SplitsResult:
     dataset_name: str
     splits_file: Path
     sidecar_file: Path
-    folds: Dict[Tuple[int, int], int]  # (labelled subjects, seed) -> fold index
+    folds: Dict[Tuple[int, int], int]  # (labeled subjects, seed) -> fold index
     label_folds: List[LabelFold]
     appended: int
     pretraining_fold: int  # trains on every subject but the validation subjects
@@ -80,8 +80,8 @@ class SplitsResult:
                  f"({len(self.folds) - self.appended} were there already); sidecar {self.sidecar_file}",
                  f"  fold {self.pretraining_fold:3d}: pretraining, every subject but the validation subjects"]
         for fold in self.label_folds:
-            lines.append(f"  fold {self.folds[fold.labelled_subjects, fold.seed]:3d}: {fold.labelled_subjects:3d} "
-                         f"labelled subjects, seed {fold.seed}: {', '.join(fold.subjects)}")
+            lines.append(f"  fold {self.folds[fold.labeled_subjects, fold.seed]:3d}: {fold.labeled_subjects:3d} "
+                         f"labeled subjects, seed {fold.seed}: {', '.join(fold.subjects)}")
         return "\n".join(lines)
 
 
@@ -107,21 +107,21 @@ def plan_label_folds(cases_of: Dict[str, Sequence[str]], sizes: Sequence[int], s
     if not subjects:
         raise ValueError("there are no training cases")
     if not sizes or not seeds:
-        raise ValueError("at least one labelled subject count and one seed are needed")
+        raise ValueError("at least one labeled subject count and one seed are needed")
     if n_validation is None:
         n_validation = default_validation_count(len(subjects))
     if not 1 <= n_validation < len(subjects):
         raise ValueError(f"{n_validation} validation subjects must be at least 1 and fewer than the "
                          f"{len(subjects)} subjects")
     if min(sizes) < 1:
-        raise ValueError(f"a labelled subject count of {min(sizes)} is below 1")
+        raise ValueError(f"a labeled subject count of {min(sizes)} is below 1")
     if min(seeds) < 0:
         raise ValueError(f"seed {min(seeds)} is negative")
     # The same seeded draw the converters use for a test hold-out, here for the validation subjects.
     validation = draw_test_subjects(subjects, n_validation)
     pool = [s for s in subjects if s not in validation]
     if max(sizes) > len(pool):
-        raise ValueError(f"{max(sizes)} labelled subjects are more than the {len(pool)} subjects outside the "
+        raise ValueError(f"{max(sizes)} labeled subjects are more than the {len(pool)} subjects outside the "
                          f"{n_validation} validation subjects")
     val_cases = tuple(case for s in validation for case in cases_of[s])
     folds = []
@@ -177,7 +177,7 @@ def make_splits(dataset: Union[int, str], sizes: Sequence[int], seeds: Sequence[
         if index is None:
             folds.append(fold.split())
             index = len(folds) - 1
-        indices[fold.labelled_subjects, fold.seed] = index
+        indices[fold.labeled_subjects, fold.seed] = index
     validation = label_folds[0].validation_subjects
     pretraining = _find_content(folds, pretraining_split(data.cases_of, validation))
     if len(folds) > n_before or not data.splits_file.is_file():
@@ -185,8 +185,8 @@ def make_splits(dataset: Union[int, str], sizes: Sequence[int], seeds: Sequence[
     if not (data.splits_file.parent / RULE_FILE).is_file():
         record_subject_rule(data.splits_file.parent, data.rule, "make-splits")
     entries = {i: e for i, e in described.items() if i < len(folds)}
-    entries.update({indices[f.labelled_subjects, f.seed]: _sidecar_entry(indices[f.labelled_subjects, f.seed], f,
-                                                                         data.rule) for f in label_folds})
+    entries.update({indices[f.labeled_subjects, f.seed]: _sidecar_entry(indices[f.labeled_subjects, f.seed], f,
+                                                                        data.rule) for f in label_folds})
     content = {"splits_file": SPLITS_FILE, "folds": [entries[i] for i in sorted(entries)],
                "pretraining_fold": {"fold": pretraining, "validation_subjects": list(validation),
                                     "subjects": sorted(s for s in data.cases_of if s not in validation)}}
@@ -196,17 +196,17 @@ def make_splits(dataset: Union[int, str], sizes: Sequence[int], seeds: Sequence[
                         pretraining)
 
 
-def fold_index(dataset: Union[int, str], labelled_subjects: int, seed: int, val_subjects: Optional[int] = None,
+def fold_index(dataset: Union[int, str], labeled_subjects: int, seed: int, val_subjects: Optional[int] = None,
                subject_pattern: Optional[str] = None) -> int:
-    """The index in splits_final.json of the fold make_splits appended for (labelled_subjects, seed)."""
+    """The index in splits_final.json of the fold make_splits appended for (labeled_subjects, seed)."""
     data = _load_dataset(dataset, subject_pattern)
-    fold = _plan(data, [labelled_subjects], [seed], val_subjects)[0]
+    fold = _plan(data, [labeled_subjects], [seed], val_subjects)[0]
     if not data.splits_file.is_file():
         raise InputError(f"{data.splits_file} is missing; run nnunet-ssp make-splits first.")
     described = _read_sidecar(data.splits_file.parent / SIDECAR_FILE)
     index = _find_fold(read_splits(data.splits_file), fold, described, set())
     if index is None or index not in described:
-        raise InputError(f"{data.splits_file} has no fold of {labelled_subjects} labelled subjects for seed {seed} "
+        raise InputError(f"{data.splits_file} has no fold of {labeled_subjects} labeled subjects for seed {seed} "
                          f"with these arguments; run nnunet-ssp make-splits with them first.")
     return index
 
@@ -304,7 +304,7 @@ def _find_fold(folds: List[Split], fold: LabelFold, described: Dict[int, dict], 
         entry = described.get(index)
         if index in taken or not fold.matches(folds[index]):
             continue
-        if entry is None or (entry["labelled_subjects"], entry["seed"]) == (fold.labelled_subjects, fold.seed):
+        if entry is None or (entry["labeled_subjects"], entry["seed"]) == (fold.labeled_subjects, fold.seed):
             return index
     return None
 
@@ -319,7 +319,7 @@ def _find_content(folds: List[Split], split: Split) -> int:
 
 
 def _sidecar_entry(index: int, fold: LabelFold, rule: SubjectRule) -> dict:
-    return {"fold": index, "labelled_subjects": fold.labelled_subjects, "seed": fold.seed,
+    return {"fold": index, "labeled_subjects": fold.labeled_subjects, "seed": fold.seed,
             "subjects": list(fold.subjects), "validation_subjects": list(fold.validation_subjects),
             "subject_pattern": rule.pattern}
 
@@ -338,7 +338,7 @@ def _read_sidecar(path: Path) -> Dict[int, dict]:
     try:
         entries = json.loads(path.read_text())["folds"]
         described = {e["fold"]: respelled_keys(e) for e in entries}
-        if all(isinstance(i, int) and isinstance(e["labelled_subjects"], int) and isinstance(e["seed"], int)
+        if all(isinstance(i, int) and isinstance(e["labeled_subjects"], int) and isinstance(e["seed"], int)
                for i, e in described.items()):
             return described
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):

@@ -56,7 +56,7 @@ class SubjectRule:
         return match.group(1)
 
     def subject_and_frame(self, case: str) -> Tuple[str, int]:
-        """Subject and 0-based frame of a labelled case (frame -1 when the id does not say it)."""
+        """Subject and 0-based frame of a labeled case (frame -1 when the id does not say it)."""
         if self.pattern is None:
             return subject_and_frame_of_case(case)
         return self.subject_of(case), -1

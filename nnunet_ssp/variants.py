@@ -77,7 +77,7 @@ TOKENS: List[Tuple[re.Pattern, Tuple[str, ...], Optional[str], Callable]] = [
      lambda m: _set(reinitialize_decoder=m[1] == "Reinit")),
     (re.compile(r"freshNorm"), (FINETUNE,), None, lambda m: _set(fresh_filter_norms=True)),
     (re.compile(r"(labell?ed|pool)Only"), (PRETRAIN,), None,
-     lambda m: _set(ssp_data="pool" if m[1] == "pool" else "labelled")),
+     lambda m: _set(ssp_data="pool" if m[1] == "pool" else "labeled")),
     (re.compile(r"mask(\d+)"), (PRETRAIN,), "mask_ratio", lambda m: _method_kwarg("mask_ratio", int(m[1]) / 100)),
     (re.compile(r"grid([1-9]\d*)"), (PRETRAIN,), "grid", lambda m: _method_kwarg("grid", int(m[1]))),
     (re.compile(r"t0p(\d+)"), (PRETRAIN,), "threshold",

@@ -90,12 +90,12 @@ def write_image(array: np.ndarray, path: Path) -> None:
     sitk.WriteImage(image, str(path), True)
 
 
-def cine_and_labels(seed: int, labelled: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
-    """A random (t, z, y, x) cine and label maps with values 0..3 at the 0-based `labelled` frames only."""
+def cine_and_labels(seed: int, labeled: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
+    """A random (t, z, y, x) cine and label maps with values 0..3 at the 0-based `labeled` frames only."""
     rng = np.random.default_rng(seed)
     cine = rng.integers(0, 500, (FRAMES,) + SHAPE).astype(np.int16)
     labels = np.zeros((FRAMES,) + SHAPE, np.uint8)
-    for t in labelled:
+    for t in labeled:
         labels[t] = rng.integers(0, 4, SHAPE)
     return cine, labels
 

@@ -43,7 +43,7 @@ COMMAND = "nnunet-ssp benchmark -d 1 --methods mim"
 
 # ---------------------------------------------------------------- report from a known results.csv
 def _known_rows() -> List[ResultRow]:
-    """Baseline and MIM at 1 and 5 labelled subjects, seeds 0 and 1, three test cases, RV and LV (one RV is NaN)."""
+    """Baseline and MIM at 1 and 5 labeled subjects, seeds 0 and 1, three test cases, RV and LV (one RV is NaN)."""
     rng = np.random.default_rng(3)
     rows = []
     for method, shift in (("baseline", 0.0), ("mim", 0.05)):
@@ -60,7 +60,7 @@ def _known_rows() -> List[ResultRow]:
 
 def _values(rows, method, size, structure):
     return {(r.seed, r.case): r.dice for r in rows
-            if (r.method, r.labelled_subjects, r.structure) == (method, size, structure)}
+            if (r.method, r.labeled_subjects, r.structure) == (method, size, structure)}
 
 
 @pytest.mark.parametrize("count", [3, 13, 41])
@@ -77,8 +77,8 @@ def test_report_numbers_recomputed_from_results_csv(tmp_path):
     write_results_csv(rows, tmp_path / "results.csv")
     (tmp_path / "benchmark.json").write_text(json.dumps({"command": COMMAND}))
     report = report_from_csv(tmp_path / "results.csv")
-    stats = {(s.method, s.labelled_subjects, s.structure): s for s in report.stats}
-    tests = {(t.method, t.labelled_subjects, t.structure): t for t in report.tests}
+    stats = {(s.method, s.labeled_subjects, s.structure): s for s in report.stats}
+    tests = {(t.method, t.labeled_subjects, t.structure): t for t in report.tests}
     markdown = report.report_file.read_text()
     assert f"`{COMMAND}`" in markdown
     assert report.plot_file.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -186,7 +186,7 @@ def test_results_csv_round_trips_and_refuses_bad_rows(tmp_path):
     back = read_results_csv(path)
     assert [r for r in back if not math.isnan(r.dice)] == [r for r in rows if not math.isnan(r.dice)]
     assert sum(math.isnan(r.dice) for r in back) == 1
-    header = "method,labelled_subjects,seed,fold,case,structure,dice\n"
+    header = "method,labeled_subjects,seed,fold,case,structure,dice\n"
     for content, message in (("a,b\n", "does not start with the header"),
                              (header + "mim,one,0,5,c,LV,0.5\n", "line 2 is no row of 7 values"),
                              (header + "mim,1,0,5,c,LV\n", "line 2 is no row of 7 values"),
@@ -254,7 +254,7 @@ def test_recipes_pretrain_once_per_pretraining_variant_and_share_the_baseline(tm
     runs = plan_runs(settings, {(1, 0): 5})
     by_name = {r.name: r for r in runs}
     assert list(by_name)[:4] == ["pretrain_mim", "pretrain_mim.lr1e2", "pretrain_simclr", "pretrain_simclr.lr1e2"]
-    assert [r.label for r in runs if r.labelled_subjects == 1] == [
+    assert [r.label for r in runs if r.labeled_subjects == 1] == [
         "baseline", "mim", "mim+lr5e3_warmup5pct", "mim.lr1e2", "mim.lr1e2+lr5e3_warmup5pct",
         "simclr", "simclr+lr5e3_warmup5pct", "simclr.lr1e2", "simclr.lr1e2+lr5e3_warmup5pct"]
     tuned = by_name["mim.lr1e2+lr5e3_warmup5pct_n1_s0"]
@@ -416,7 +416,7 @@ def _touch(folder: Path, names: List[str]) -> None:
         (folder / name).write_bytes(b"")
 
 
-def test_evaluation_set_links_only_labelled_test_images(tmp_path):
+def test_evaluation_set_links_only_labeled_test_images(tmp_path):
     raw = tmp_path / "Dataset001_X"
     _touch(raw, [])
     (raw / "dataset.json").write_text(json.dumps({"file_ending": ".nii.gz"}))
@@ -516,7 +516,7 @@ def test_tiny_benchmark_runs_resumes_and_redoes_only_a_deleted_run(tmp_path, nnu
     assert (first.n_runs, first.done, first.skipped) == (3, 3, 0)
     rows = read_results_csv(out / "results.csv")
     assert len(rows) == 2 * 4 * 3  # (baseline, mim) x 4 test cases x (RV, MYO, LV)
-    assert {(r.method, r.labelled_subjects, r.seed, r.fold) for r in rows} == {("baseline", 1, 0, 5), ("mim", 1, 0, 5)}
+    assert {(r.method, r.labeled_subjects, r.seed, r.fold) for r in rows} == {("baseline", 1, 0, 5), ("mim", 1, 0, 5)}
     assert {r.structure for r in rows} == {"RV", "MYO", "LV"}
     assert "| mim | 1 | mean of structures | 4 |" in (out / "report.md").read_text()
     curves = read_curves_csv(out / "curves.csv")

@@ -137,7 +137,7 @@ def test_acdc_flat_folder_with_held_out_subject(tmp_path, roots, capsys):
     assert json.loads(published.read_text()) == folds
 
 
-def test_acdc_official_layout_and_unlabelled_test_subject(tmp_path, roots, capsys):
+def test_acdc_official_layout_and_unlabeled_test_subject(tmp_path, roots, capsys):
     written = make_acdc(tmp_path / "acdc" / "training", _names(5))
     written.update(make_acdc(tmp_path / "acdc" / "testing", ["patient101"], ed=2, es=5))
     (tmp_path / "acdc" / "testing" / "patient101" / "patient101_frame05_gt.nii.gz").unlink()
@@ -382,7 +382,7 @@ def test_mnms2_phantom_converts_with_frames_found_in_the_cine(tmp_path, roots, c
     assert sorted(cines) == names
     generate_phantom(tmp_path / "acdc", MNMS2_SUBJECTS, seed=4, image_size=32, progress=False)
     for k, name in enumerate(names, start=1):
-        motion = draw_subject(4, k, 32, None).motion  # the frames the phantom labelled
+        motion = draw_subject(4, k, 32, None).motion  # the frames the phantom labeled
         entry = cines[name]
         assert (entry["ED"], entry["ES"]) == (motion.ed, motion.es) and motion.ed != motion.es
         assert entry["path"] == str((mnms2_phantom / name / f"{name}_SA_CINE.nii.gz").resolve())

@@ -77,8 +77,8 @@ def test_report_has_the_catchup_table_when_curves_csv_is_beside(tmp_path):
                      + _curve("baseline", 1, 1, [0.1, 0.3]) + _curve("mim", 1, 1, [0.1, 0.2]), tmp_path / "curves.csv")
     report_from_csv(tmp_path / "results.csv", "cmd")
     text = (tmp_path / "report.md").read_text()
-    assert "| method | 1 labelled (20 it.) |" in text and "| mim | 20 (1/2) |" in text
-    (tmp_path / "curves.csv").write_text("method,labelled_subjects,seed,fold,epoch,iterations,ema_pseudo_dice\n"
+    assert "| method | 1 labeled (20 it.) |" in text and "| mim | 20 (1/2) |" in text
+    (tmp_path / "curves.csv").write_text("method,labeled_subjects,seed,fold,epoch,iterations,ema_pseudo_dice\n"
                                          "mim,1,0,5,zero,10,0.2\n")
     with pytest.raises(InputError, match=re.escape(str(tmp_path / "curves.csv")) + " line 2 is no row of 7"):
         report_from_csv(tmp_path / "results.csv", "cmd")

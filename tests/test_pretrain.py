@@ -17,7 +17,7 @@ METHOD_TRAINERS = ["nnUNetTrainerSSP_MIM", "nnUNetTrainerSSP_SimCLR", "nnUNetTra
 
 @pytest.mark.parametrize("name", [*METHOD_TRAINERS, "nnUNetTrainerSSPFinetune", "nnUNetTrainerSSP_MIM_3epochs_7iters",
                                   "nnUNetTrainerSSPFinetune_20epochs", "nnUNetTrainer_2epochs_5iters",
-                                  "nnUNetTrainerSSP_DINO_2epochs_poolOnly", "nnUNetTrainerSSP_PCL_labelledOnly"])
+                                  "nnUNetTrainerSSP_DINO_2epochs_poolOnly", "nnUNetTrainerSSP_PCL_labeledOnly"])
 def test_trainer_names_resolve_through_ext_trainer_and_pickle(nnunet_env, name):
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
     cls = recursive_find_trainer_class_by_name(name)
@@ -38,7 +38,7 @@ def test_a_variant_sets_epochs_and_iterations(phantom_env):
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (3, 7, 1)
     assert (trainer.initial_lr, trainer.weight_decay) == (0.01, 1e-5)
     for spelling in ("labeledOnly", "labelledOnly"):  # the second spelling kept as an alias
-        assert make_trainer(f"nnUNetTrainerSSP_PCL_{spelling}").ssp_data == "labelled"
+        assert make_trainer(f"nnUNetTrainerSSP_PCL_{spelling}").ssp_data == "labeled"
 
 
 def test_a_rate_token_overrides_the_method_default_rate(phantom_env):
@@ -170,25 +170,25 @@ def test_short_run_on_the_phantom_does_not_collapse(phantom_env, name):
     assert len(trainer.ssp_history["val_position_knn_accuracy"]) == 3
 
 
-def test_pretraining_draws_from_labelled_cases_and_the_unlabeled_pool(phantom_env):
+def test_pretraining_draws_from_labeled_cases_and_the_unlabeled_pool(phantom_env):
     both = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters")
-    labelled = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters_labelledOnly")
+    labeled = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters_labeledOnly")
     pool = make_trainer("nnUNetTrainerSSP_MIM_1epochs_2iters_poolOnly")
-    tables = {t.ssp_data: t.get_slice_tables()[0] for t in (both, labelled, pool)}
+    tables = {t.ssp_data: t.get_slice_tables()[0] for t in (both, labeled, pool)}
     frames = {name: set(zip(table.subject, table.frame)) for name, table in tables.items()}
-    assert len(tables["pool"]) > len(tables["labelled"]) > 0
-    # the pool holds every frame, ED and ES included: together, each frame is sampled once, from the labelled case
-    assert frames["labelled"] < frames["pool"] and frames["both"] == frames["pool"]
+    assert len(tables["pool"]) > len(tables["labeled"]) > 0
+    # the pool holds every frame, ED and ES included: together, each frame is sampled once, from the labeled case
+    assert frames["labeled"] < frames["pool"] and frames["both"] == frames["pool"]
     assert len(tables["both"]) == len(tables["pool"])
-    labelled_folder = tables["both"].folders.index(tables["labelled"].folders[0])
-    from_labelled = {(s, f) for s, f, i in zip(tables["both"].subject, tables["both"].frame,
-                                              tables["both"].folder_index) if i == labelled_folder}
-    assert from_labelled == frames["labelled"]
+    labeled_folder = tables["both"].folders.index(tables["labeled"].folders[0])
+    from_labeled = {(s, f) for s, f, i in zip(tables["both"].subject, tables["both"].frame,
+                                              tables["both"].folder_index) if i == labeled_folder}
+    assert from_labeled == frames["labeled"]
     rows = list(zip(tables["both"].subject, tables["both"].frame, tables["both"].slice_index))
     assert len(rows) == len(set(rows)), "a frame is sampled twice (ED/ES from both sources)"
-    assert set(tables["both"].subject) == set(tables["labelled"].subject)  # test subjects never enter the pool
+    assert set(tables["both"].subject) == set(tables["labeled"].subject)  # test subjects never enter the pool
     assert all(0 <= p <= 1 for p in tables["both"].position)
-    # labelled cases and pool frames agree on every slice's base-to-apex position
+    # labeled cases and pool frames agree on every slice's base-to-apex position
     positions = {}
     for subject, index, position in zip(tables["both"].subject, tables["both"].slice_index, tables["both"].position):
         assert positions.setdefault((subject, index), position) == position

@@ -47,7 +47,7 @@ def test_a_registered_method_appears_in_every_derived_list(toy_method, nnunet_en
     assert trainer is pretrain.nnUNetTrainerSSP_Toy and trainer.method_name == "toy"
     assert issubclass(trainer, pretrain.nnUNetTrainerSSP) and pickle.loads(pickle.dumps(trainer)) is trainer
     assert "nnUNetTrainerSSP_Toy" in variants.base_trainers()
-    variant = recursive_find_trainer_class_by_name("nnUNetTrainerSSP_Toy_3epochs_labelledOnly")
+    variant = recursive_find_trainer_class_by_name("nnUNetTrainerSSP_Toy_3epochs_labeledOnly")
     assert variant.__bases__ == (trainer,)
 
     settings = BenchmarkSettings("1", subjects=(1,), seeds=(0,), pretrain_epochs=2, iters=3)

@@ -72,7 +72,7 @@ def test_folds_are_subject_level_nested_and_disjoint_from_one_validation_set(acd
     assert sidecar["splits_file"] == "splits_final.json"
     assert [e["fold"] for e in sidecar["folds"]] == list(range(5, 11))
     entry = sidecar["folds"][2]
-    assert entry == {"fold": 7, "labelled_subjects": 5, "seed": 0, "subjects": sorted(_subjects(folds[7]["train"])),
+    assert entry == {"fold": 7, "labeled_subjects": 5, "seed": 0, "subjects": sorted(_subjects(folds[7]["train"])),
                      "validation_subjects": sorted(_subjects(folds[7]["val"])), "subject_pattern": None}
 
 
@@ -181,7 +181,7 @@ def test_converting_again_drops_appended_folds_and_their_sidecar_with_a_warning(
 def test_plan_label_folds_alone():
     cases_of = {f"s{i}": [f"s{i}_a", f"s{i}_b"] for i in range(6)}
     folds = plan_label_folds(cases_of, [1, 4], [7])
-    assert [f.labelled_subjects for f in folds] == [1, 4]
+    assert [f.labeled_subjects for f in folds] == [1, 4]
     assert set(folds[0].subjects) < set(folds[1].subjects)
     assert len(folds[0].validation_subjects) == 1 and not set(folds[1].subjects) & set(folds[1].validation_subjects)
     assert folds[1].train == tuple(c for s in folds[1].subjects for c in cases_of[s])
@@ -199,8 +199,8 @@ def _expect_refusal(capsys, argv: List[str], *fragments: str) -> None:
 
 
 @pytest.mark.parametrize("extra,fragments", [
-    (["--subjects", "11"], ["imagesTr", "11 labelled subjects are more than the 10 subjects outside the 2 validation"]),
-    (["--subjects", "0", "1"], ["imagesTr", "labelled subject count of 0 is below 1"]),
+    (["--subjects", "11"], ["imagesTr", "11 labeled subjects are more than the 10 subjects outside the 2 validation"]),
+    (["--subjects", "0", "1"], ["imagesTr", "labeled subject count of 0 is below 1"]),
     (["--val-subjects", "12"], ["imagesTr", "12 validation subjects must be at least 1 and fewer than the 12"]),
     (["--val-subjects", "0"], ["imagesTr", "0 validation subjects must be at least 1"]),
     (["--seeds", "-1"], ["imagesTr", "seed -1 is negative"]),
@@ -265,7 +265,7 @@ def test_unset_data_roots_are_refused_with_their_name(acdc12, monkeypatch, tmp_p
 
 
 def test_fold_index_before_make_splits_is_refused(acdc12):
-    with pytest.raises(InputError, match="has no fold of 2 labelled subjects for seed 1 .*make-splits"):
+    with pytest.raises(InputError, match="has no fold of 2 labeled subjects for seed 1 .*make-splits"):
         fold_index(1, 2, 1)
 
 
@@ -273,4 +273,4 @@ def test_cli_prints_the_folds(acdc12, capsys):
     assert main(["make-splits", "-d", "1", "--subjects", "1", "2", "--seeds", "3"]) == 0
     out = capsys.readouterr().out
     assert "2 validation subjects shared by all folds" in out and "3 folds appended to" in out
-    assert "fold   6:   2 labelled subjects, seed 3:" in out
+    assert "fold   6:   2 labeled subjects, seed 3:" in out

@@ -191,8 +191,8 @@ def test_pretraining_sees_subjects_never_the_validation_ones_and_the_audit_agree
 
 
 def test_pretraining_draws_each_frame_of_a_training_subject_once(env):
-    """The pool's copies of ED and ES are told by content from the labelled `<subject>_ED/_ES` cases (frame -1), so
-    each frame of a training subject is drawn once, ED and ES from the labelled cases; an older pool without that
+    """The pool's copies of ED and ES are told by content from the labeled `<subject>_ED/_ES` cases (frame -1), so
+    each frame of a training subject is drawn once, ED and ES from the labeled cases; an older pool without that
     record keeps today's rule and says so once."""
     from collections import Counter
 
@@ -204,32 +204,32 @@ def test_pretraining_draws_each_frame_of_a_training_subject_once(env):
     pool = prepare_unlabeled(DATASET_ID, env["cines"], PLANS, num_processes=1, subject_pattern=r"^(patient\d+)_4d")
     training_cases = sorted(p.name[:-len("_0000.nii.gz")] for p in (env["raw"] / "imagesTr").iterdir())
     phase_frame = {f"{s}_{phase}": (s, entry[phase]) for s, entry in env["phases"].items() for phase in ("ED", "ES")}
-    recorded = {(r.subject, r.frame): r.labelled_case for r in pool.rows if r.labelled_case}
+    recorded = {(r.subject, r.frame): r.labeled_case for r in pool.rows if r.labeled_case}
     assert recorded == {phase_frame[case]: case for case in training_cases}
 
     trainer = get_trainer_from_args(str(DATASET_ID), "2d", splits.pretraining_fold,
                                     "nnUNetTrainerSSP_MIM_1epochs_2iters", PLANS, device=torch.device("cpu"))
     train, _ = trainer.get_slice_tables()
-    labelled = train.folders.index(trainer.preprocessed_dataset_folder)
-    frame_of = [phase_frame[c] if i == labelled else (s, f)
+    labeled = train.folders.index(trainer.preprocessed_dataset_folder)
+    frame_of = [phase_frame[c] if i == labeled else (s, f)
                 for c, s, f, i in zip(train.case, train.subject, train.frame, train.folder_index)]
     slices = Counter(zip(frame_of, train.slice_index))
     assert set(slices.values()) == {1}, [k for k, n in slices.items() if n > 1][:3]
     subjects = set(train.subject)
     pool_frames = {(r.subject, r.frame) for r in pool.rows if r.subject in subjects}
     assert set(frame_of) == pool_frames  # every frame of every training subject, once
-    from_labelled = {frame for frame, i in zip(frame_of, train.folder_index) if i == labelled}
-    assert from_labelled == {phase_frame[c] for c in set(train.case) & set(training_cases)} and from_labelled
-    assert not {frame for frame, i in zip(frame_of, train.folder_index) if i != labelled} & from_labelled
+    from_labeled = {frame for frame, i in zip(frame_of, train.folder_index) if i == labeled}
+    assert from_labeled == {phase_frame[c] for c in set(train.case) & set(training_cases)} and from_labeled
+    assert not {frame for frame, i in zip(frame_of, train.folder_index) if i != labeled} & from_labeled
 
-    manifest = pool.folder / MANIFEST_FILE  # as an older prepare-unlabeled wrote it, without labelled_case
+    manifest = pool.folder / MANIFEST_FILE  # as an older prepare-unlabeled wrote it, without labeled_case
     manifest.write_text("".join(line.rsplit(",", 1)[0] + "\n" for line in manifest.read_text().splitlines()))
-    assert all(r.labelled_case is None for r in read_manifest(pool.folder))
+    assert all(r.labeled_case is None for r in read_manifest(pool.folder))
     logged = []
     trainer.print_to_log_file = lambda *args, **kwargs: logged.append(" ".join(map(str, args)))
     old, _ = trainer.get_slice_tables()
-    assert len(old) == len(train) + sum(1 for r in pool.rows if r.labelled_case in set(train.case))
-    assert len([m for m in logged if "does not say which pool frames equal labelled cases" in m]) == 1, logged
+    assert len(old) == len(train) + sum(1 for r in pool.rows if r.labeled_case in set(train.case))
+    assert len([m for m in logged if "does not say which pool frames equal labeled cases" in m]) == 1, logged
     again = prepare_unlabeled(DATASET_ID, env["cines"], PLANS, num_processes=1, subject_pattern=r"^(patient\d+)_4d",
                               allow_test_subjects=True, exclude=_test_subjects(env["raw"]))
     assert again.prepared == [] and read_manifest(pool.folder) == pool.rows  # the record, without preprocessing

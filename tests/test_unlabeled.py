@@ -23,7 +23,7 @@ from nnunet_ssp.converters.cases import case_id
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.locking import LOCK_FILE, folder_lock
 from nnunet_ssp.positions import runs_base_to_apex
-from nnunet_ssp.slices import labelled_case_slices
+from nnunet_ssp.slices import labeled_case_slices
 from nnunet_ssp.spelling import OLD_SPELLING
 from nnunet_ssp.unlabeled import (MANIFEST_FILE, REPORT_FILE, ManifestRow, pool_flips_base_apex, prepare_unlabeled,
                                   read_manifest, unlabeled_pool_slices)
@@ -118,7 +118,7 @@ def env(planned, tmp_path, monkeypatch) -> Dict[str, Path]:
         monkeypatch.setenv(name, str(tmp_path / name))
         paths[name] = tmp_path / name
     paths["pool"] = tmp_path / "nnUNet_preprocessed" / DATASET / f"{PLANS}_2d_unlabeled"
-    paths["labelled"] = tmp_path / "nnUNet_preprocessed" / DATASET / f"{PLANS}_2d"
+    paths["labeled"] = tmp_path / "nnUNet_preprocessed" / DATASET / f"{PLANS}_2d"
     return paths
 
 
@@ -140,15 +140,15 @@ def pool_cases(folder: Path) -> List[str]:
 
 
 # ---------------------------------------------------------------- nnU-Net equivalence and the manifest
-def test_frames_equal_nnunet_preprocessing_of_the_labelled_cases(env):
-    """ED and ES taken from each cine equal nnU-Net's own preprocessing of the labelled frames."""
+def test_frames_equal_nnunet_preprocessing_of_the_labeled_cases(env):
+    """ED and ES taken from each cine equal nnU-Net's own preprocessing of the labeled frames."""
     result = prepare(env["acdc"])
     assert TEST_SUBJECT in result.refused
     compared = 0
     for subject in SUBJECTS[:-1]:
         for frame in (ED, ES):
             ours = load(env["pool"], f"{subject}_t{frame - 1:03d}")
-            theirs = load(env["labelled"], f"{subject}_frame{frame:02d}")
+            theirs = load(env["labeled"], f"{subject}_frame{frame:02d}")
             assert ours[0].shape == theirs[0].shape
             np.testing.assert_allclose(ours[0], theirs[0], rtol=0, atol=1e-5)
             for key in ("spacing", "shape_before_cropping", "bbox_used_for_cropping",
@@ -206,10 +206,10 @@ def test_manifest_counts_positions_and_the_slice_table(env):
     table = unlabeled_pool_slices(str(env["nnUNet_preprocessed"] / DATASET), f"{PLANS}_2d",
                                   exclude_subjects=["patient003"])
     assert len(table) == len(rows) - FRAMES * SHAPE[0] and "patient003" not in table.subjects()
-    labelled = labelled_case_slices(str(env["pool"]), ["patient001_t000"], [0, 1, 2])
+    labeled = labeled_case_slices(str(env["pool"]), ["patient001_t000"], [0, 1, 2])
     row = table.case.index("patient001_t000")
     assert table.data_file(row) == str(env["pool"] / "patient001_t000.b2nd")
-    assert (table.z[row:row + SHAPE[0]], table.position[row:row + SHAPE[0]]) == (labelled.z, labelled.position)
+    assert (table.z[row:row + SHAPE[0]], table.position[row:row + SHAPE[0]]) == (labeled.z, labeled.position)
     assert runs_base_to_apex(TOWARD_APEX[:, 2]) and not runs_base_to_apex(TOWARD_BASE[:, 2])
 
 
@@ -220,7 +220,7 @@ def test_flip_rewrites_positions_without_preprocessing_again(env):
     mtime = (env["pool"] / "patient001_t000.b2nd").stat().st_mtime_ns
     flipped = prepare(env["acdc"], flip_base_apex=True)
     assert flipped.prepared == [] and (env["pool"] / "patient001_t000.b2nd").stat().st_mtime_ns == mtime
-    assert pool_flips_base_apex(env["pool"])  # what pretraining reads to flip the labelled cases alike
+    assert pool_flips_base_apex(env["pool"])  # what pretraining reads to flip the labeled cases alike
     after = {(r.case, r.z): r.position for r in read_manifest(env["pool"])}
     assert after.keys() == before.keys()
     assert all(abs(after[k] - (1 - before[k])) < 1e-12 for k in before)
@@ -307,7 +307,7 @@ def test_a_manifest_written_in_the_older_spelling_still_reads(tmp_path):
 
 
 def test_throughput_benchmark_dataset_is_one_nnunet_reads(tmp_path):
-    """The scratch dataset of the throughput benchmark: every frame a labelled case, listed by nnU-Net itself."""
+    """The scratch dataset of the throughput benchmark: every frame a labeled case, listed by nnU-Net itself."""
     from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
     from nnunet_ssp.unlabeled.throughput import DATASET, write_frames_dataset
@@ -499,10 +499,10 @@ def test_sunnybrook_cine_apex_is_where_the_lv_gets_small(env):
     positions = np.array([r.position for r in sorted(ed, key=lambda r: r.slice_index)])
     assert (np.diff(positions) < 0).all()  # index 0 is the apex end
     lv = sitk.GetArrayFromImage(sitk.ReadImage(str(SUNNYBROOK / subject / f"{subject}_ED_gt.nii.gz"))) == 3
-    labelled = info["labelled_slices"]["ED"]
-    area = {i: int(lv[i].sum()) for i in labelled}
-    apex_half = [area[i] for i in labelled if positions[i] > 0.5]
-    base_half = [area[i] for i in labelled if positions[i] <= 0.5]
+    labeled = info["labeled_slices"]["ED"]
+    area = {i: int(lv[i].sum()) for i in labeled}
+    apex_half = [area[i] for i in labeled if positions[i] > 0.5]
+    base_half = [area[i] for i in labeled if positions[i] <= 0.5]
     assert np.mean(apex_half) < 0.7 * np.mean(base_half)
     data = load(env["pool"], f"{subject}_t{info['ED_frame']:03d}")[0]
     assert data.shape[1] == 13 and abs(float(data.mean())) < 0.5

@@ -27,7 +27,7 @@ NNUNET_ITERATIONS_PER_EPOCH = 250  # nnUNetTrainer.num_iterations_per_epoch
 class CurvePoint:
     """The EMA pseudo-Dice on the validation subjects of one run after one epoch."""
     method: str
-    labelled_subjects: int
+    labeled_subjects: int
     seed: int
     fold: int
     epoch: int
@@ -42,7 +42,7 @@ COLUMNS = tuple(f.name for f in fields(CurvePoint))
 class Catchup:
     """How many iterations a recipe needed to reach the baseline's final EMA pseudo-Dice at one size."""
     method: str
-    labelled_subjects: int
+    labeled_subjects: int
     seeds: int  # seeds with both curves
     reached: int  # seeds in which the recipe reached the baseline's final value
     median_iterations: Optional[float]  # over the seeds that reached it
@@ -71,11 +71,11 @@ def _logged_curve(checkpoint: str, mtime_ns: int) -> Tuple[float, ...]:
     return tuple(float(v) for v in logged)
 
 
-def curve_points(checkpoint: Path, trainer: str, method: str, labelled_subjects: int, seed: int,
+def curve_points(checkpoint: Path, trainer: str, method: str, labeled_subjects: int, seed: int,
                  fold: int) -> List[CurvePoint]:
     """The rows of one run for curves.csv."""
     per_epoch = iterations_per_epoch(trainer)
-    return [CurvePoint(method, labelled_subjects, seed, fold, epoch, (epoch + 1) * per_epoch, value)
+    return [CurvePoint(method, labeled_subjects, seed, fold, epoch, (epoch + 1) * per_epoch, value)
             for epoch, value in enumerate(validation_curve(checkpoint))]
 
 
@@ -99,7 +99,7 @@ def catchup(points: Sequence[CurvePoint]) -> List[Catchup]:
     pseudo-Dice first reached the final value of the baseline of the same size and seed."""
     curves: Dict[Tuple[str, int, int], List[CurvePoint]] = {}
     for p in sorted(points, key=lambda p: p.epoch):
-        curves.setdefault((p.method, p.labelled_subjects, p.seed), []).append(p)
+        curves.setdefault((p.method, p.labeled_subjects, p.seed), []).append(p)
     # (recipe, size) -> per seed with a baseline: (iterations to the baseline's final value or None, its budget)
     outcomes: Dict[Tuple[str, int], List[Tuple[Optional[int], int]]] = {}
     for (method, size, seed), curve in curves.items():
@@ -109,7 +109,7 @@ def catchup(points: Sequence[CurvePoint]) -> List[Catchup]:
             outcomes.setdefault((method, size), []).append((first, baseline[-1].iterations))
     result = []
     for method in dict.fromkeys(p.method for p in points):
-        for size in sorted({p.labelled_subjects for p in points}):
+        for size in sorted({p.labeled_subjects for p in points}):
             if (method, size) in outcomes:
                 needed = [first for first, _ in outcomes[method, size] if first is not None]
                 result.append(Catchup(method, size, len(outcomes[method, size]), len(needed),
@@ -124,11 +124,11 @@ def render_catchup(rows: Sequence[Catchup]) -> List[str]:
              "iteration count at which a recipe reaches the baseline's final value at the same size and seed. "
              "Cells: median over the seeds that reached it (seeds reached / seeds); the baseline trains for the "
              "iterations in the header.", ""]
-    sizes = sorted({r.labelled_subjects for r in rows})
-    budget = {r.labelled_subjects: r.baseline_iterations for r in rows}
-    lines += ["| method | " + " | ".join(f"{n} labelled ({budget[n]} it.)" for n in sizes) + " |",
+    sizes = sorted({r.labeled_subjects for r in rows})
+    budget = {r.labeled_subjects: r.baseline_iterations for r in rows}
+    lines += ["| method | " + " | ".join(f"{n} labeled ({budget[n]} it.)" for n in sizes) + " |",
               "|---|" + "---|" * len(sizes)]
-    by_key = {(r.method, r.labelled_subjects): r for r in rows}
+    by_key = {(r.method, r.labeled_subjects): r for r in rows}
     for method in dict.fromkeys(r.method for r in rows):
         cells = []
         for n in sizes:

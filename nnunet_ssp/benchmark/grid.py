@@ -3,7 +3,7 @@
 Runs, in the order they are done:
 - `pretrain_<method>`: `nnUNetv2_train D C P -tr nnUNetTrainerSSP_<M>[_<E>epochs][_<I>iters]`, once per method, on
   make-splits' pretraining fold P (every subject but the validation subjects the fine-tunings share);
-- per labelled-subject count and seed (the fold make-splits appended for them): `baseline_n<N>_s<S>` with
+- per labeled-subject count and seed (the fold make-splits appended for them): `baseline_n<N>_s<S>` with
   `nnUNetTrainer[_<E>epochs][_<I>iters]` from nnU-Net's initialisation, and `<method>_n<N>_s<S>` with
   `nnUNetTrainerSSPFinetune[...]` and `-pretrained_weights` of that method's pretraining checkpoint.
 Every run but pretraining then predicts the test images and evaluates them with nnU-Net.
@@ -108,7 +108,7 @@ class Run:
     method: str  # the SSP method, or BASELINE
     trainer: str
     fold: Union[int, str]
-    labelled_subjects: Optional[int] = None
+    labeled_subjects: Optional[int] = None
     seed: Optional[int] = None
     pretraining: Optional["Run"] = None  # the pretraining run whose final checkpoint it starts from
 
@@ -117,14 +117,14 @@ class Run:
         """The recipe: `baseline` or `<method>[.<pretraining variant>][+<fine-tuning variant>]`."""
         if self.kind == PRETRAIN:
             return self.name[len(PRETRAIN) + 1:]
-        return self.name[:-len(run_tag(self.labelled_subjects, self.seed)) - 1]
+        return self.name[:-len(run_tag(self.labeled_subjects, self.seed)) - 1]
 
     def describe(self) -> str:
         """A short readable description."""
         if self.kind == PRETRAIN:
             return f"pretraining {self.label} ({self.trainer}, fold {self.fold})"
         start = "nnU-Net's initialisation" if self.kind == BASELINE else f"{self.pretraining.label} weights"
-        return (f"{self.labelled_subjects} labelled subjects, seed {self.seed}, fold {self.fold}, from {start} "
+        return (f"{self.labeled_subjects} labeled subjects, seed {self.seed}, fold {self.fold}, from {start} "
                 f"({self.trainer})")
 
 
@@ -133,9 +133,9 @@ def schedule_suffix(epochs: Optional[int], iters: Optional[int]) -> str:
     return (f"_{epochs}epochs" if epochs else "") + (f"_{iters}iters" if iters else "")
 
 
-def run_tag(labelled_subjects: int, seed: int) -> str:
-    """`n<N>_s<S>`, the end of the name of a run with N labelled subjects and seed S."""
-    return f"n{labelled_subjects}_s{seed}"
+def run_tag(labeled_subjects: int, seed: int) -> str:
+    """`n<N>_s<S>`, the end of the name of a run with N labeled subjects and seed S."""
+    return f"n{labeled_subjects}_s{seed}"
 
 
 def recipe_label(method: str, pretrain_variant: str = DEFAULT_RECIPE, finetune_variant: str = DEFAULT_RECIPE) -> str:
@@ -166,7 +166,7 @@ def plan_runs(settings: BenchmarkSettings, folds: Dict[Tuple[int, int], int],
               pretraining_fold: Union[int, str] = "all") -> List[Run]:
     """Every run of the grid in order: pretraining per method, then per size and seed the baseline and each method.
 
-    `folds` maps (labelled subjects, seed) to the fold index make-splits gave it; pretraining runs on
+    `folds` maps (labeled subjects, seed) to the fold index make-splits gave it; pretraining runs on
     `pretraining_fold` (make-splits' pretraining fold in a benchmark).
     """
     pretrain_variants, finetune_variants = (tuple(dict.fromkeys(v)) for v in (settings.pretrain_variants,

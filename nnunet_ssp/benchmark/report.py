@@ -1,7 +1,7 @@
 """The label-efficiency report, computed from results.csv (and curves.csv when it is beside it): report.md and
 dice_vs_subjects.png beside it.
 
-- Mean ± sd of 3D Dice per method and number of labelled subjects, per structure and for the mean of structures
+- Mean ± sd of 3D Dice per method and number of labeled subjects, per structure and for the mean of structures
   (per run and test case the mean over its structures, then mean ± sd over seeds x test cases); sd with ddof 1.
 - Paired two-sided Wilcoxon signed-rank test (scipy) of each method against the baseline, per size and structure,
   paired over (seed, test case); pairs with a NaN Dice on either side are left out.
@@ -42,7 +42,7 @@ SETTINGS_FILE = "benchmark.json"  # written by the runner; the report takes the 
 class DiceStats:
     """Mean and sd of the Dice of one method, size and structure over seeds x test cases."""
     method: str
-    labelled_subjects: int
+    labeled_subjects: int
     structure: str
     mean: float
     sd: float
@@ -53,7 +53,7 @@ class DiceStats:
 class PairedTest:
     """A method against the baseline at one size and structure, paired over (seed, test case)."""
     method: str
-    labelled_subjects: int
+    labeled_subjects: int
     structure: str
     n_pairs: int
     mean_difference: float
@@ -75,17 +75,17 @@ def with_structure_means(rows: Sequence[ResultRow]) -> List[ResultRow]:
     """`rows` plus, per run and test case, a row of the mean Dice over its structures (NaN ones left out)."""
     per_case = defaultdict(list)
     for row in rows:
-        per_case[row.method, row.labelled_subjects, row.seed, row.fold, row.case].append(row.dice)
+        per_case[row.method, row.labeled_subjects, row.seed, row.fold, row.case].append(row.dice)
     means = [ResultRow(*key, MEAN_OF_STRUCTURES, _nanmean(values)) for key, values in per_case.items()]
     return list(rows) + means
 
 
 def dice_stats(rows: Sequence[ResultRow]) -> List[DiceStats]:
-    """Mean ± sd per (method, labelled subjects, structure), in the order methods and structures first appear."""
+    """Mean ± sd per (method, labeled subjects, structure), in the order methods and structures first appear."""
     groups = defaultdict(list)
     for row in rows:
         if not math.isnan(row.dice):
-            groups[row.method, row.labelled_subjects, row.structure].append(row.dice)
+            groups[row.method, row.labeled_subjects, row.structure].append(row.dice)
     stats = []
     for method in _methods(rows):
         for size in _sizes(rows):
@@ -103,7 +103,7 @@ def paired_tests(rows: Sequence[ResultRow]) -> List[PairedTest]:
 
     groups: Dict[Tuple[str, int, str], Dict[Tuple[int, str], float]] = defaultdict(dict)
     for r in rows:
-        groups[r.method, r.labelled_subjects, r.structure][r.seed, r.case] = r.dice
+        groups[r.method, r.labeled_subjects, r.structure][r.seed, r.case] = r.dice
     methods = _methods(rows)
     if BASELINE not in methods:
         return []
@@ -163,18 +163,18 @@ def report_from_csv(results_csv: Path, command: Optional[str] = None) -> Benchma
 def render_markdown(stats: Sequence[DiceStats], tests: Sequence[PairedTest], source: str, command: Optional[str],
                     plot_name: str) -> str:
     """The report as Markdown."""
-    sizes = sorted({s.labelled_subjects for s in stats})
+    sizes = sorted({s.labeled_subjects for s in stats})
     structures = list(dict.fromkeys(s.structure for s in stats))
     structures = [MEAN_OF_STRUCTURES] + [s for s in structures if s != MEAN_OF_STRUCTURES]
-    by_key = {(s.method, s.labelled_subjects, s.structure): s for s in stats}
+    by_key = {(s.method, s.labeled_subjects, s.structure): s for s in stats}
     lines = ["# Label-efficiency benchmark", "",
              f"Command: `{command}`" if command else "Command: not recorded.", "",
              f"3D Dice per test case from nnU-Net's evaluation, recomputed from `{source}` by "
              f"`nnunet_ssp.benchmark.report_from_csv`. Cells: mean ± sd over seeds x test cases (n values). "
              f"`{BASELINE}` is nnU-Net trained from its own initialisation with the same schedule.", "",
-             f"![Dice against labelled subjects]({plot_name})", ""]
+             f"![Dice against labeled subjects]({plot_name})", ""]
     for structure in structures:
-        lines += [f"## {structure}", "", "| method | " + " | ".join(f"{n} labelled" for n in sizes) + " |",
+        lines += [f"## {structure}", "", "| method | " + " | ".join(f"{n} labeled" for n in sizes) + " |",
                   "|---|" + "---|" * len(sizes)]
         for method in dict.fromkeys(s.method for s in stats):
             cells = [_cell(by_key.get((method, n, structure))) for n in sizes]
@@ -184,10 +184,10 @@ def render_markdown(stats: Sequence[DiceStats], tests: Sequence[PairedTest], sou
               "Two-sided, scipy.stats.wilcoxon, pairs: the same seed and test case; Δ = mean Dice difference "
               "method − baseline over the pairs.", ""]
     if tests:
-        lines += ["| method | labelled subjects | structure | pairs | Δ Dice | p |", "|---|---|---|---|---|---|"]
+        lines += ["| method | labeled subjects | structure | pairs | Δ Dice | p |", "|---|---|---|---|---|---|"]
         order = {s: i for i, s in enumerate(structures)}
-        for t in sorted(tests, key=lambda t: (t.labelled_subjects, order[t.structure])):
-            lines.append(f"| {t.method} | {t.labelled_subjects} | {t.structure} | {t.n_pairs} | "
+        for t in sorted(tests, key=lambda t: (t.labeled_subjects, order[t.structure])):
+            lines.append(f"| {t.method} | {t.labeled_subjects} | {t.structure} | {t.n_pairs} | "
                          f"{t.mean_difference:+.3f} | {_format_p(t.p_value)} |")
     else:
         lines.append("No pairs: the results hold no baseline and method rows with the same seed and test case.")
@@ -203,17 +203,17 @@ def render_seed_tests(tests: Sequence[SeedTest], structure: str) -> List[str]:
              "below 2 / 2^k.", ""]
     if not tests:
         return lines + ["No seed has both the baseline and a recipe.", ""]
-    lines += ["| method | labelled subjects | seeds | Δ per seed | mean Δ | seeds above | p |",
+    lines += ["| method | labeled subjects | seeds | Δ per seed | mean Δ | seeds above | p |",
               "|---|---|---|---|---|---|---|"]
-    for t in sorted(tests, key=lambda t: t.labelled_subjects):
+    for t in sorted(tests, key=lambda t: t.labeled_subjects):
         per_seed = ", ".join(f"{d:+.3f}" for d in t.differences)
-        lines.append(f"| {t.method} | {t.labelled_subjects} | {len(t.seeds)} | {per_seed} | "
+        lines.append(f"| {t.method} | {t.labeled_subjects} | {len(t.seeds)} | {per_seed} | "
                      f"{t.mean_difference:+.3f} | {t.seeds_above}/{len(t.seeds)} | {_format_p(t.p_value)} |")
     return lines + [""]
 
 
 def plot_dice_vs_subjects(stats: Sequence[DiceStats], path: Path) -> None:
-    """Mean Dice of the structures against labelled subjects, a line per method with ± sd bars; written atomically."""
+    """Mean Dice of the structures against labeled subjects, a line per method with ± sd bars; written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,18 +222,18 @@ def plot_dice_vs_subjects(stats: Sequence[DiceStats], path: Path) -> None:
     curves: Dict[str, List[Tuple[int, float, float]]] = defaultdict(list)
     for s in stats:
         if s.structure == MEAN_OF_STRUCTURES:
-            curves[s.method].append((s.labelled_subjects, s.mean, 0.0 if math.isnan(s.sd) else s.sd))
+            curves[s.method].append((s.labeled_subjects, s.mean, 0.0 if math.isnan(s.sd) else s.sd))
     fig, ax = plt.subplots(figsize=(8, 4))
     for i, ((method, points), style) in enumerate(zip(curves.items(), line_styles(list(curves)))):
         x, mean, sd = (np.array(v) for v in zip(*sorted(points)))
         dodge = 1 + 0.03 * (i - (len(curves) - 1) / 2)  # side by side on the log axis, so error bars do not hide
         ax.errorbar(x * dodge, mean, yerr=sd, capsize=3, label=method, **style)
-    sizes = sorted({s.labelled_subjects for s in stats})
+    sizes = sorted({s.labeled_subjects for s in stats})
     ax.set_xscale("log")
     ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.minorticks_off()
-    ax.set_xlabel("labelled subjects")
+    ax.set_xlabel("labeled subjects")
     ax.set_ylabel("3D Dice, mean of structures (± sd)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")  # beside the axes: lines stay visible
@@ -271,7 +271,7 @@ def _methods(rows: Sequence[ResultRow]) -> List[str]:
 
 
 def _sizes(rows: Sequence[ResultRow]) -> List[int]:
-    return sorted({r.labelled_subjects for r in rows})
+    return sorted({r.labeled_subjects for r in rows})
 
 
 def _structures(rows: Sequence[ResultRow]) -> List[str]:

@@ -1,6 +1,6 @@
 """results.csv: one row per run x test case x structure with nnU-Net's 3D Dice, read from its evaluation summaries.
 
-Columns: method (`baseline` for nnU-Net from its own initialisation), labelled_subjects, seed, fold, case,
+Columns: method (`baseline` for nnU-Net from its own initialisation), labeled_subjects, seed, fold, case,
 structure (the label name in dataset.json), dice. A Dice of `nan` is nnU-Net's value for a structure that is absent
 from both reference and prediction; it is left out of means and tests.
 """
@@ -25,7 +25,7 @@ T = TypeVar("T")
 class ResultRow:
     """The 3D Dice of one structure in one test case, predicted by one run."""
     method: str
-    labelled_subjects: int
+    labeled_subjects: int
     seed: int
     fold: int
     case: str
@@ -37,13 +37,13 @@ COLUMNS = tuple(f.name for f in fields(ResultRow))
 
 
 def rows_from_summary(summary_file: Path, names: Dict[LabelKey, str], file_ending: str, method: str,
-                      labelled_subjects: int, seed: int, fold: int) -> List[ResultRow]:
+                      labeled_subjects: int, seed: int, fold: int) -> List[ResultRow]:
     """The rows of one run from nnU-Net's evaluation `summary.json`."""
     rows = []
     for entry in load_summary_json(str(summary_file))["metric_per_case"]:
         case = Path(entry["reference_file"]).name[:-len(file_ending)]
         for key, metrics in entry["metrics"].items():
-            rows.append(ResultRow(method, labelled_subjects, seed, fold, case, names.get(key, str(key)),
+            rows.append(ResultRow(method, labeled_subjects, seed, fold, case, names.get(key, str(key)),
                                   float(metrics["Dice"])))
     return rows
 
@@ -98,7 +98,7 @@ def _row(values: List[str], path: Path, line: int) -> ResultRow:
         row = ResultRow(method, int(subjects), int(seed), int(fold), case, structure, float(dice))
     except ValueError:
         raise InputError(f"{path} line {line} is no row of {len(COLUMNS)} values with whole numbers for "
-                         f"labelled_subjects, seed and fold and a number for dice.") from None
+                         f"labeled_subjects, seed and fold and a number for dice.") from None
     if not (math.isnan(row.dice) or 0.0 <= row.dice <= 1.0):
         raise InputError(f"{path} line {line} has a Dice of {row.dice}, outside 0 to 1.")
     return row

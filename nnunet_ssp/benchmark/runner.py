@@ -11,7 +11,7 @@ Files below `out` (default `$nnUNet_results/DatasetXXX/ssp_benchmark`):
                              seeds its training ran with, nnunet_ssp.seeding)
     models/<pretraining>/    the nnU-Net results root of a pretraining and its fine-tunings (models/baseline: the
                              baseline's)
-    test_images/             links to the labelled test images, only when imagesTs also holds unlabelled ones
+    test_images/             links to the labeled test images, only when imagesTs also holds unlabeled ones
     results.csv, curves.csv, slices.csv, report.md, dice_vs_subjects.png, dice_per_slice.png
 
 Before anything trains, the dataset is audited (`nnunet_ssp.audit`: splits, test subjects, the pool of the
@@ -79,7 +79,7 @@ class BenchmarkResult:
     done: int
     seconds: float
     report: BenchmarkReport
-    folds: Dict[Tuple[int, int], int]  # (labelled subjects, seed) -> the fold index make-splits gave it
+    folds: Dict[Tuple[int, int], int]  # (labeled subjects, seed) -> the fold index make-splits gave it
 
     def summary(self) -> str:
         """A few readable lines for the command line."""
@@ -93,7 +93,7 @@ class BenchmarkResult:
 
 @dataclass(frozen=True)
 class EvaluationSet:
-    """The labelled test images a benchmark predicts and evaluates."""
+    """The labeled test images a benchmark predicts and evaluates."""
     images: Path  # the folder nnUNetv2_predict reads
     labels: Path
     file_ending: str
@@ -134,7 +134,7 @@ def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> Benc
     _refuse_leaks(layout, [layout.checkpoint(run) for run in audited])
     evaluation = evaluation_set(raw, layout.out)
     write_json({"command": settings.command_line(), "settings": settings.record(), "dataset": dataset_name,
-                "folds": [{"labelled_subjects": n, "seed": s, "fold": f} for (n, s), f in splits.folds.items()]},
+                "folds": [{"labeled_subjects": n, "seed": s, "fold": f} for (n, s), f in splits.folds.items()]},
                layout.out / SETTINGS_FILE)
     log = _RunnerLog(layout.out / LOG_FILE)
     pending = pending_runs(runs, layout)
@@ -262,20 +262,20 @@ def call_logged(argv: List[str], env: Dict[str, str], log_file: Path, what: str)
 
 
 def evaluation_set(raw: Path, out: Path) -> EvaluationSet:
-    """The test images to predict and their labels: imagesTs itself, or links to its labelled cases."""
+    """The test images to predict and their labels: imagesTs itself, or links to its labeled cases."""
     images, labels = raw / "imagesTs", raw / "labelsTs"
     file_ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
     for folder in (images, labels):
         if not folder.is_dir():
-            raise InputError(f"{folder} is missing, but the benchmark evaluates on the labelled test images.")
+            raise InputError(f"{folder} is missing, but the benchmark evaluates on the labeled test images.")
     cases = [str(c) for c in get_identifiers_from_splitted_dataset_folder(str(images), file_ending)]
-    labelled = [c for c in cases if (labels / f"{c}{file_ending}").is_file()]
-    if not labelled:
+    labeled = [c for c in cases if (labels / f"{c}{file_ending}").is_file()]
+    if not labeled:
         raise InputError(f"{labels} holds a label of none of the test images in {images}.")
-    if len(labelled) == len(cases):
+    if len(labeled) == len(cases):
         return EvaluationSet(images, labels, file_ending)
     with atomic_dir(out / "test_images") as tmp:
-        for case in labelled:
+        for case in labeled:
             for image in images.glob(f"{case}_[0-9][0-9][0-9][0-9]{file_ending}"):
                 (tmp / image.name).symlink_to(image.resolve())
     return EvaluationSet(out / "test_images", labels, file_ending)
@@ -290,11 +290,11 @@ def _write_results(runs: Sequence[Run], layout: Layout, names: dict, evaluation:
     for run in finished_runs(runs, layout):
         if run.kind != PRETRAIN:
             rows += rows_from_summary(layout.summary(run), names, evaluation.file_ending, run.label,
-                                      run.labelled_subjects, run.seed, run.fold)
-            points += curve_points(layout.checkpoint(run), run.trainer, run.label, run.labelled_subjects, run.seed,
+                                      run.labeled_subjects, run.seed, run.fold)
+            points += curve_points(layout.checkpoint(run), run.trainer, run.label, run.labeled_subjects, run.seed,
                                    run.fold)
             slices += run_slice_dice(layout.predictions(run), evaluation.labels, evaluation.file_ending, names,
-                                     run.label, run.labelled_subjects, run.seed, run.fold, flip)
+                                     run.label, run.labeled_subjects, run.seed, run.fold, flip)
     write_results_csv(rows, layout.out / RESULTS_FILE)
     write_curves_csv(points, layout.out / CURVES_FILE)
     write_slices_csv(slices, layout.out / SLICES_FILE)

@@ -1,4 +1,4 @@
-"""Each recipe against the baseline with the seed as the unit: a seed is one draw of labelled subjects and one
+"""Each recipe against the baseline with the seed as the unit: a seed is one draw of labeled subjects and one
 training, so the seeds, not the test cases, show how much a result moves when the training is done again.
 
 Per seed, the mean Dice over the test cases (of the mean of structures); per recipe and size, the differences to
@@ -23,7 +23,7 @@ PERMUTATIONS = 9999  # scipy's default; 2**13 = 8192 sign patterns fit, so up to
 class SeedTest:
     """A recipe against the baseline at one size, paired over seeds."""
     method: str
-    labelled_subjects: int
+    labeled_subjects: int
     differences: Tuple[float, ...]  # per seed in ascending order: recipe − baseline, each a mean over test cases
     seeds: Tuple[int, ...]
     p_value: float
@@ -40,11 +40,11 @@ class SeedTest:
 
 
 def seed_means(rows: Sequence[ResultRow], structure: str) -> Dict[Tuple[str, int, int], float]:
-    """The mean Dice of `structure` over the test cases per (method, labelled subjects, seed), NaNs left out."""
+    """The mean Dice of `structure` over the test cases per (method, labeled subjects, seed), NaNs left out."""
     values = defaultdict(list)
     for r in rows:
         if r.structure == structure and not math.isnan(r.dice):
-            values[r.method, r.labelled_subjects, r.seed].append(r.dice)
+            values[r.method, r.labeled_subjects, r.seed].append(r.dice)
     return {key: float(np.mean(v)) for key, v in values.items()}
 
 

@@ -35,7 +35,7 @@ BINS = ("base", "mid", "apex")  # thirds of the base-to-apex position
 class SliceDice:
     """The Dice of one structure in one 2D slice of a test case, predicted by one run."""
     method: str
-    labelled_subjects: int
+    labeled_subjects: int
     seed: int
     fold: int
     case: str
@@ -53,7 +53,7 @@ class BinStats:
     """The per-slice Dice (mean of structures) of one recipe and size in one position bin, and its difference to
     the baseline over the slices both have."""
     method: str
-    labelled_subjects: int
+    labeled_subjects: int
     bin: str
     mean: float
     sd: float
@@ -86,7 +86,7 @@ def position_bin(position: float) -> str:
 
 
 def case_slice_dice(label_file: Path, prediction_file: Path, names: Dict[LabelKey, str], method: str,
-                    labelled_subjects: int, seed: int, fold: int, case: str,
+                    labeled_subjects: int, seed: int, fold: int, case: str,
                     flip_base_apex: bool = False) -> List[SliceDice]:
     """The rows of one test case: every slice and structure."""
     label = sitk.ReadImage(str(label_file))
@@ -98,23 +98,23 @@ def case_slice_dice(label_file: Path, prediction_file: Path, names: Dict[LabelKe
     rows = []
     for value, structure in names.items():
         for index, dice in enumerate(slice_dice(reference, prediction, value)):
-            rows.append(SliceDice(method, labelled_subjects, seed, fold, case, index, float(positions[index]),
+            rows.append(SliceDice(method, labeled_subjects, seed, fold, case, index, float(positions[index]),
                                   structure, float(dice)))
     return rows
 
 
 def run_slice_dice(predictions: Path, labels: Path, file_ending: str, names: Dict[LabelKey, str], method: str,
-                   labelled_subjects: int, seed: int, fold: int, flip_base_apex: bool = False) -> List[SliceDice]:
+                   labeled_subjects: int, seed: int, fold: int, flip_base_apex: bool = False) -> List[SliceDice]:
     """The rows of one run, from its prediction files and the test labels; none when its predictions are gone."""
     if not predictions.is_dir():
         return []
     return list(_cached_run_slice_dice(str(predictions), predictions.stat().st_mtime_ns, str(labels), file_ending,
-                                       tuple(names.items()), method, labelled_subjects, seed, fold, flip_base_apex))
+                                       tuple(names.items()), method, labeled_subjects, seed, fold, flip_base_apex))
 
 
 @lru_cache(maxsize=None)
 def _cached_run_slice_dice(predictions: str, mtime_ns: int, labels: str, file_ending: str,
-                           names: Tuple[Tuple[LabelKey, str], ...], method: str, labelled_subjects: int, seed: int,
+                           names: Tuple[Tuple[LabelKey, str], ...], method: str, labeled_subjects: int, seed: int,
                            fold: int, flip_base_apex: bool) -> Tuple[SliceDice, ...]:
     """`run_slice_dice` of one version of a predictions folder: the runner rewrites slices.csv after every run of
     a grid, and reads each run's predictions only once."""
@@ -123,7 +123,7 @@ def _cached_run_slice_dice(predictions: str, mtime_ns: int, labels: str, file_en
         case = prediction.name[:-len(file_ending)]
         label = Path(labels) / prediction.name
         if label.is_file():
-            rows += case_slice_dice(label, prediction, dict(names), method, labelled_subjects, seed, fold, case,
+            rows += case_slice_dice(label, prediction, dict(names), method, labeled_subjects, seed, fold, case,
                                     flip_base_apex)
     return tuple(rows)
 
@@ -150,7 +150,7 @@ def bin_stats(rows: Sequence[SliceDice]) -> List[BinStats]:
     per_slice: Dict[Tuple[str, int, int, str, int], List[float]] = defaultdict(list)
     positions = {}
     for r in rows:
-        key = (r.method, r.labelled_subjects, r.seed, r.case, r.slice_index)
+        key = (r.method, r.labeled_subjects, r.seed, r.case, r.slice_index)
         positions[key] = r.position
         if not math.isnan(r.dice):
             per_slice[key].append(r.dice)
@@ -162,7 +162,7 @@ def bin_stats(rows: Sequence[SliceDice]) -> List[BinStats]:
     methods = sorted(dict.fromkeys(r.method for r in rows), key=lambda m: m != BASELINE)
     stats = []
     for method in methods:
-        for size in sorted({r.labelled_subjects for r in rows}):
+        for size in sorted({r.labeled_subjects for r in rows}):
             for bin_name in BINS:
                 values = groups.get((method, size, bin_name))
                 if not values:
@@ -187,10 +187,10 @@ def render_bin_stats(stats: Sequence[BinStats], source: str, plot_name: str) -> 
              f"reference or prediction; slices binned by position (i + 0.5) / N from base to apex into thirds. "
              f"Cells: mean ± sd over seeds x test cases x slices (n slices); Δ: recipe − baseline over the same seed, "
              f"test case and slice (pairs).", "", f"![Dice per slice from base to apex]({plot_name})", "",
-             "| method | labelled subjects | " + " | ".join(BINS) + " |", "|---|---|" + "---|" * len(BINS)]
-    by_key = {(s.method, s.labelled_subjects, s.bin): s for s in stats}
+             "| method | labeled subjects | " + " | ".join(BINS) + " |", "|---|---|" + "---|" * len(BINS)]
+    by_key = {(s.method, s.labeled_subjects, s.bin): s for s in stats}
     for method in dict.fromkeys(s.method for s in stats):
-        for size in sorted({s.labelled_subjects for s in stats if s.method == method}):
+        for size in sorted({s.labeled_subjects for s in stats if s.method == method}):
             cells = [_cell(by_key.get((method, size, b))) for b in BINS]
             lines.append(f"| {method} | {size} | " + " | ".join(cells) + " |")
     return lines + [""]
@@ -207,7 +207,7 @@ def _cell(stat: Optional[BinStats]) -> str:
 
 
 def plot_bin_stats(stats: Sequence[BinStats], path: Path) -> None:
-    """Mean per-slice Dice per position bin, a panel per number of labelled subjects and a line per recipe."""
+    """Mean per-slice Dice per position bin, a panel per number of labeled subjects and a line per recipe."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,9 +215,9 @@ def plot_bin_stats(stats: Sequence[BinStats], path: Path) -> None:
 
     from nnunet_ssp.benchmark.report import line_styles
 
-    sizes = sorted({s.labelled_subjects for s in stats})
+    sizes = sorted({s.labeled_subjects for s in stats})
     methods = list(dict.fromkeys(s.method for s in stats))
-    by_key = {(s.method, s.labelled_subjects, s.bin): s for s in stats}
+    by_key = {(s.method, s.labeled_subjects, s.bin): s for s in stats}
     fig, axes = plt.subplots(1, len(sizes), figsize=(3.2 * len(sizes) + 2, 3.6), sharey=True, squeeze=False)
     for ax, size in zip(axes[0], sizes):
         for method, style in zip(methods, line_styles(methods)):
@@ -226,7 +226,7 @@ def plot_bin_stats(stats: Sequence[BinStats], path: Path) -> None:
                 x, y = zip(*points)
                 ax.plot(x, y, label=method, **style)
         ax.set_xticks(range(len(BINS)), BINS)
-        ax.set_title(f"{size} labelled")
+        ax.set_title(f"{size} labeled")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("2D Dice per slice, mean of structures")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")

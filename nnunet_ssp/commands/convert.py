@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "convert-mnms2", "M&Ms-2 folder", "MNMs2", _run_mnms2,
         description="Convert an M&Ms-2 folder (the release's dataset/: subject folders with <s>_SA_CINE.nii.gz, "
                     "<s>_SA_ED.nii.gz, <s>_SA_ES.nii.gz and their _gt label maps) into an nnU-Net raw dataset; "
-                    "labels LV 1, MYO 2, RV 3; each labelled frame is found in the cine by its voxels, unless the "
+                    "labels LV 1, MYO 2, RV 3; each labeled frame is found in the cine by its voxels, unless the "
                     "CSV has ED and ES columns (0-based); case frame YY = 0-based index + 1. A subject with bad "
                     "files (missing, unreadable, a frame on another grid than its cine), and a subject the CSV "
                     "names without a folder, is skipped with a warning and listed at the end; the others are "

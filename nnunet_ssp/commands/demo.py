@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> None:
     if min(args.labeled) < 1 or (args.epochs is not None and args.epochs < 1) or \
             (args.iters is not None and args.iters < 1):
         raise InputError("--labeled, --epochs and --iters must be at least 1.")
-    settings = replace(DemoSettings(), labelled=tuple(args.labeled), num_processes=args.num_processes)
+    settings = replace(DemoSettings(), labeled=tuple(args.labeled), num_processes=args.num_processes)
     if args.epochs is not None:
         settings = replace(settings, pretrain_epochs=args.epochs, finetune_epochs=args.epochs)
     if args.iters is not None:

@@ -41,5 +41,5 @@ _DESCRIPTION = (
     "first when the file is missing). All cases of a subject stay together; one fixed set of "
     "validation subjects is shared by all folds; for one seed the subsets are nested (1 in 2 in 5 "
     "in 10). Re-running with the same arguments appends nothing. The sidecar splits_ssp.json beside "
-    "it names each appended fold (fold, labelled_subjects, seed, subjects, validation_subjects). "
+    "it names each appended fold (fold, labeled_subjects, seed, subjects, validation_subjects). "
     "Python: nnunet_ssp.splits.make_splits and fold_index.")

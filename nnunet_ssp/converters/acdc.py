@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 from nnunet_ssp.converters.cases import case_id
-from nnunet_ssp.converters.common import (FILE_ENDING, TEST, TRAIN, CineFormat, ConversionResult, LabelledFrame,
+from nnunet_ssp.converters.common import (FILE_ENDING, TEST, TRAIN, CineFormat, ConversionResult, LabeledFrame,
                                           Subject, convert_cines, make_subject, read_label)
 from nnunet_ssp.converters.images import read_image
 from nnunet_ssp.errors import InputError
@@ -41,12 +41,12 @@ def _read_subject(folder: Path, split: str) -> Subject:
     return make_subject(folder.name, split, folder / f"{folder.name}_4d{FILE_ENDING}", phases, 1, info_file, known)
 
 
-def _read_frames(subject: Subject) -> Iterator[LabelledFrame]:
+def _read_frames(subject: Subject) -> Iterator[LabeledFrame]:
     for index in (subject.ed, subject.es):
         stem = subject.cine.parent / case_id(subject.name, index)
         image_file, label_file = Path(f"{stem}{FILE_ENDING}"), Path(f"{stem}_gt{FILE_ENDING}")
-        yield LabelledFrame(index, read_image(image_file, 3), read_label(label_file, subject, 3), image_file,
-                            label_file)
+        yield LabeledFrame(index, read_image(image_file, 3), read_label(label_file, subject, 3), image_file,
+                           label_file)
 
 
 ACDC = CineFormat(name="ACDC", labels=ACDC_LABELS, reference="https://www.creatis.insa-lyon.fr/Challenge/acdc/",

@@ -1,4 +1,4 @@
-"""Case naming: a labelled frame of a subject's cine is the case `<subject>_frameYY`, YY = frame index + 1."""
+"""Case naming: a labeled frame of a subject's cine is the case `<subject>_frameYY`, YY = frame index + 1."""
 
 CASE_MARKER = "_frame"
 

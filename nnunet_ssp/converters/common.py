@@ -1,7 +1,7 @@
 """What every cine converter shares: finding subjects, the test hold-out, and writing the nnU-Net raw dataset.
 
 A converter describes its source layout with a `CineFormat` (labels, how to read one subject folder, how to read a
-subject's labelled frames) and calls `convert_cines`. The dataset it writes:
+subject's labeled frames) and calls `convert_cines`. The dataset it writes:
 
     $nnUNet_raw/DatasetXXX_NAME/
         imagesTr/<subject>_frameYY_0000.nii.gz   labelsTr/<subject>_frameYY.nii.gz    (training subjects, ED + ES)
@@ -38,7 +38,7 @@ TRAIN, TEST = "train", "test"
 
 @dataclass(frozen=True)
 class Subject:
-    """One subject: its 4D cine, the 0-based indices of its labelled ED and ES frames, and what is known of it."""
+    """One subject: its 4D cine, the 0-based indices of its labeled ED and ES frames, and what is known of it."""
     name: str
     split: str
     cine: Path
@@ -49,7 +49,7 @@ class Subject:
 
 
 @dataclass(frozen=True)
-class LabelledFrame:
+class LabeledFrame:
     """A 3D frame of a subject with its label map (None for a test subject without labels) and their files."""
     index: int
     image: sitk.Image
@@ -66,7 +66,7 @@ class CineFormat:
     reference: str
     official_folders: Dict[str, str]  # sub-folder of the input -> TRAIN or TEST
     read_subject: Callable[[Path, str], Subject]  # (subject folder, split) -> Subject
-    read_frames: Callable[[Subject], Iterator[LabelledFrame]]  # the ED and ES frames of a subject
+    read_frames: Callable[[Subject], Iterator[LabeledFrame]]  # the ED and ES frames of a subject
     skip_bad_subjects: bool = False  # warn about a subject with bad input and convert the others, instead of stopping
     absent_subjects: Callable[[Set[str]], Dict[str, str]] = lambda found: {}  # listed, not found -> why, one sentence
 
@@ -172,8 +172,8 @@ def _attempt(fmt: CineFormat, skipped: Dict[str, str], subject: str, read: Calla
         return None
 
 
-def _checked_frames(fmt: CineFormat, subject: Subject) -> List[LabelledFrame]:
-    """The labelled frames of `subject`, each label map checked to fit its image."""
+def _checked_frames(fmt: CineFormat, subject: Subject) -> List[LabeledFrame]:
+    """The labeled frames of `subject`, each label map checked to fit its image."""
     frames = list(fmt.read_frames(subject))
     for frame in frames:
         if frame.label is not None:
@@ -253,7 +253,7 @@ def _read_test_list(list_file: Path, names: Sequence[str], input_dir: Path) -> L
     return listed
 
 
-def _write_case(folder: Path, subject: Subject, frame: LabelledFrame) -> str:
+def _write_case(folder: Path, subject: Subject, frame: LabeledFrame) -> str:
     """Write one frame (and its label map) as an nnU-Net case; return the case id."""
     case = case_id(subject.name, frame.index)
     suffix = "Tr" if subject.split == TRAIN else "Ts"

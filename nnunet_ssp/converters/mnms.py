@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from nnunet_ssp.converters.common import (FILE_ENDING, TEST, TRAIN, CineFormat, ConversionResult, LabelledFrame,
+from nnunet_ssp.converters.common import (FILE_ENDING, TEST, TRAIN, CineFormat, ConversionResult, LabeledFrame,
                                           Subject, convert_cines, make_subject, read_label)
 from nnunet_ssp.converters.images import check_same_size, read_image
 from nnunet_ssp.errors import InputError
@@ -100,15 +100,15 @@ def _read_subject(folder: Path, split: str, table: Dict[str, PhaseRow], csv_file
                         0, csv_file, row.info)
 
 
-def _read_frames(subject: Subject) -> Iterator[LabelledFrame]:
+def _read_frames(subject: Subject) -> Iterator[LabeledFrame]:
     label_file = subject.cine.parent / f"{subject.name}_sa_gt{FILE_ENDING}"
     cine = read_image(subject.cine, 4)
     labels = read_label(label_file, subject, 4)
     if labels is not None:
         check_same_size(cine, labels, subject.cine, label_file)
     for index in (subject.ed, subject.es):
-        yield LabelledFrame(index, cine[:, :, :, index], None if labels is None else labels[:, :, :, index],
-                            subject.cine, label_file)
+        yield LabeledFrame(index, cine[:, :, :, index], None if labels is None else labels[:, :, :, index],
+                           subject.cine, label_file)
 
 
 def mnms_format(csv_file: Path) -> CineFormat:

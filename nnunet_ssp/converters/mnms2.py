@@ -5,7 +5,7 @@ Input: a folder of subject folders (the release's `dataset/`). A subject folder 
 their label maps `<s>_SA_ED_gt.nii.gz` and `<s>_SA_ES_gt.nii.gz` (the long-axis `<s>_LA_*` files are not used).
 The information CSV (the release's `dataset_information.csv`) names each subject by its code (`SUBJECT_CODE`; a
 number is the zero-padded folder name, 1 is `001`) with its disease, vendor, scanner and field strength. It has no
-frame numbers: each labelled frame is found in the cine as the frame with the same voxels, unless the CSV has ED
+frame numbers: each labeled frame is found in the cine as the frame with the same voxels, unless the CSV has ED
 and ES columns (0-based frame indices). Labels keep M&Ms' values: LV 1, MYO 2, RV 3.
 
 A subject with bad files (a missing or unreadable file, a frame whose geometry differs from its cine's, a frame
@@ -20,7 +20,7 @@ from typing import Dict, Iterator, Optional, Set, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_ssp.converters.common import (FILE_ENDING, CineFormat, ConversionResult, LabelledFrame, Subject,
+from nnunet_ssp.converters.common import (FILE_ENDING, CineFormat, ConversionResult, LabeledFrame, Subject,
                                           convert_cines, make_subject, read_label)
 from nnunet_ssp.converters.images import read_header, read_image
 from nnunet_ssp.converters.mnms import MNMS_LABELS, PhaseRow, read_phase_table
@@ -115,11 +115,11 @@ def _read_subject(folder: Path, split: str, table: Dict[str, PhaseRow], csv_file
     return make_subject(name, split, cine, phases, 0, csv_file, row.info)
 
 
-def _read_frames(subject: Subject) -> Iterator[LabelledFrame]:
+def _read_frames(subject: Subject) -> Iterator[LabeledFrame]:
     for phase, index in zip(PHASES, (subject.ed, subject.es)):
         image_file, label_file = phase_files(subject.cine.parent, subject.name, phase)
-        yield LabelledFrame(index, read_image(image_file, 3), read_label(label_file, subject, 3), image_file,
-                            label_file)
+        yield LabeledFrame(index, read_image(image_file, 3), read_label(label_file, subject, 3), image_file,
+                           label_file)
 
 
 def _absent(found: Set[str], table: Dict[str, PhaseRow], csv_file: Path, input_dir: Path) -> Dict[str, str]:

@@ -214,12 +214,12 @@ def render_heart(heart: Heart, motion: CardiacMotion, contraction: np.ndarray, l
                             r_epi + rv_width + (heart.rv_wall + heart.rv_fat[None, :]) * presence)
     envelope = np.maximum(inside_fraction(lookup(fat_radius, bins) - r, pixel_mm), rv_outer)
 
-    lv_labelled = ventricular[:, None, None].astype(np.float32)
-    rv_labelled = (rv_ventricular & ventricular)[:, None, None].astype(np.float32)
+    lv_labeled = ventricular[:, None, None].astype(np.float32)
+    rv_labeled = (rv_ventricular & ventricular)[:, None, None].astype(np.float32)
     return HeartFractions(
         lv_blood=blood, lv_tissue=epi - blood, rv_blood=rv_blood, rv_wall=rv_wall, envelope=envelope,
-        lv_cavity_label=endo * lv_labelled, lv_myo_label=(epi - endo) * lv_labelled,
-        rv_cavity_label=rv_cavity * rv_labelled)
+        lv_cavity_label=endo * lv_labeled, lv_myo_label=(epi - endo) * lv_labeled,
+        rv_cavity_label=rv_cavity * rv_labeled)
 
 
 def _papillary_fraction(heart: Heart, u: np.ndarray, contraction: np.ndarray, r_endo: np.ndarray, dl: np.ndarray,

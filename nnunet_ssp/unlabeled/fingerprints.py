@@ -2,7 +2,7 @@
 
 A frame's fingerprint is a BLAKE2 digest of its shape and its voxels as float32 (the type nnU-Net's reader gives), so
 a cine's frame and the same frame written as a 3D file (in any integer or float type) agree. The unlabeled pool's
-guard compares every frame of its inputs against the dataset's labelled images: a frame equal to a test image is
+guard compares every frame of its inputs against the dataset's labeled images: a frame equal to a test image is
 refused whatever its file is called, and a frame equal to a training case of another subject stops the run.
 """
 
@@ -22,8 +22,8 @@ from nnunet_ssp.subjects import SubjectRule
 
 
 @dataclass(frozen=True)
-class LabelledImage:
-    """A labelled case of the raw dataset: its id, subject (by the dataset's rule) and image file."""
+class LabeledImage:
+    """A labeled case of the raw dataset: its id, subject (by the dataset's rule) and image file."""
     case: str
     subject: str
     file: Path
@@ -42,17 +42,17 @@ def cine_fingerprints(voxels: np.ndarray) -> List[str]:
     return [frame_fingerprint(frame) for frame in voxels]
 
 
-def labelled_images(folder: Path, file_ending: str, rule: SubjectRule) -> List[LabelledImage]:
+def labeled_images(folder: Path, file_ending: str, rule: SubjectRule) -> List[LabeledImage]:
     """The cases of a raw dataset's images folder (first channel), each with its subject by `rule`."""
     if not folder.is_dir():
         return []
     cases = get_identifiers_from_splitted_dataset_folder(str(folder), file_ending)
     subjects = {case: subject for subject, cases_of in rule.group(cases, folder).items() for case in cases_of}
-    return [LabelledImage(str(case), subjects[str(case)], folder / f"{case}_0000{file_ending}")
+    return [LabeledImage(str(case), subjects[str(case)], folder / f"{case}_0000{file_ending}")
             for case in sorted(map(str, cases))]
 
 
-def image_fingerprints(images: Sequence[LabelledImage], what: str) -> Dict[str, LabelledImage]:
+def image_fingerprints(images: Sequence[LabeledImage], what: str) -> Dict[str, LabeledImage]:
     """Fingerprint -> image, reading each image as nnU-Net's SimpleITKIO does."""
     found = {}
     for image in tqdm(images, desc=f"Fingerprinting {what}", unit="image", disable=not images):

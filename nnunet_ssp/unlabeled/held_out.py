@@ -1,5 +1,5 @@
 """The subjects a raw dataset holds out for testing, which must never enter pretraining, and the fingerprints of its
-labelled images, by which a renamed test image is still known."""
+labeled images, by which a renamed test image is still known."""
 
 import json
 from dataclasses import dataclass
@@ -10,16 +10,16 @@ from nnunet_ssp.converters.common import CINES_FILE, TEST
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.roots import preprocessed_dataset_folder, raw_dataset_folder
 from nnunet_ssp.subjects import dataset_subject_rule
-from nnunet_ssp.unlabeled.fingerprints import LabelledImage, image_fingerprints, labelled_images
+from nnunet_ssp.unlabeled.fingerprints import LabeledImage, image_fingerprints, labeled_images
 
 
 @dataclass(frozen=True)
 class HeldOut:
-    """Test subjects by name, the resolved paths of their cines, and the labelled images by fingerprint."""
+    """Test subjects by name, the resolved paths of their cines, and the labeled images by fingerprint."""
     subjects: FrozenSet[str]
     cines: FrozenSet[Path]
-    test_images: Dict[str, LabelledImage]
-    training_images: Dict[str, LabelledImage]
+    test_images: Dict[str, LabeledImage]
+    training_images: Dict[str, LabeledImage]
 
     def holds(self, subject: str, path: Path) -> bool:
         """Whether an input file is (of) a test subject."""
@@ -35,7 +35,7 @@ def held_out_subjects(dataset_name: str, file_ending: str, fingerprints: bool = 
         raise InputError(f"The raw dataset {raw} is missing, so its test subjects cannot be kept out; pass "
                          f"--allow-test-subjects if the input holds none.")
     rule = dataset_subject_rule(preprocessed_dataset_folder(dataset_name))
-    tests = labelled_images(raw / "imagesTs", file_ending, rule)
+    tests = labeled_images(raw / "imagesTs", file_ending, rule)
     subjects, cines = {image.subject for image in tests}, set()
     cines_file = raw / CINES_FILE
     if cines_file.is_file():
@@ -46,14 +46,14 @@ def held_out_subjects(dataset_name: str, file_ending: str, fingerprints: bool = 
     if not fingerprints:
         return HeldOut(frozenset(subjects), frozenset(cines), {}, {})
     return HeldOut(frozenset(subjects), frozenset(cines), image_fingerprints(tests, "test images"),
-                   image_fingerprints(labelled_images(raw / "imagesTr", file_ending, rule), "training images"))
+                   image_fingerprints(labeled_images(raw / "imagesTr", file_ending, rule), "training images"))
 
 
 def training_images_only(dataset_name: str, file_ending: str) -> HeldOut:
     """No test subjects, only the fingerprints of the raw dataset's training images (none without its imagesTr): what
-    the pool's frames are still compared with under --allow-test-subjects, to know which frames are labelled cases."""
+    the pool's frames are still compared with under --allow-test-subjects, to know which frames are labeled cases."""
     rule = dataset_subject_rule(preprocessed_dataset_folder(dataset_name))
-    images = labelled_images(raw_dataset_folder(dataset_name) / "imagesTr", file_ending, rule)
+    images = labeled_images(raw_dataset_folder(dataset_name) / "imagesTr", file_ending, rule)
     return HeldOut(frozenset(), frozenset(), {}, image_fingerprints(images, "training images"))
 
 

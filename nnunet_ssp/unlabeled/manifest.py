@@ -2,11 +2,11 @@
 
 Columns: case (file stem of `<case>.b2nd`), subject, frame (0-based), z (index in the stored, cropped array),
 slice_index (index in the original stack), num_slices (of the original stack), position (normalised base 0 to
-apex 1, from the original stack, so nnU-Net's crop does not shift it), source (the input file), labelled_case (the
+apex 1, from the original stack, so nnU-Net's crop does not shift it), source (the input file), labeled_case (the
 training case of the raw dataset whose image equals this frame, by voxel content; empty for none). Pretraining on the
-training cases and the pool together leaves a pool frame out when its labelled case is among the training cases, so
+training cases and the pool together leaves a pool frame out when its labeled case is among the training cases, so
 ED and ES are drawn once whatever the cases are called. Manifests written before that column read back with
-labelled_case None: such a pool tells a labelled case's frame by subject and frame number only (`<subject>_frameYY`).
+labeled_case None: such a pool tells a labeled case's frame by subject and frame number only (`<subject>_frameYY`).
 """
 
 import csv
@@ -19,7 +19,7 @@ from batchgenerators.utilities.file_and_folder_operations import load_pickle
 
 from nnunet_ssp.atomic import write_text
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.slices import SliceTable, labelled_case_slices
+from nnunet_ssp.slices import SliceTable, labeled_case_slices
 from nnunet_ssp.spelling import respelled
 from nnunet_ssp.unlabeled.plans import pool_folder
 
@@ -37,11 +37,11 @@ class ManifestRow(NamedTuple):
     num_slices: int
     position: float
     source: str
-    labelled_case: Optional[str] = ""
+    labeled_case: Optional[str] = ""
 
 
 COLUMNS = ManifestRow._fields
-_COLUMNS_BEFORE_LABELLED_CASE = COLUMNS[:-1]  # pools prepared before frames were matched with the labelled cases
+_COLUMNS_BEFORE_LABELED_CASE = COLUMNS[:-1]  # pools prepared before frames were matched with the labeled cases
 
 
 def pool_case(subject: str, frame: int) -> str:
@@ -51,9 +51,9 @@ def pool_case(subject: str, frame: int) -> str:
 
 def case_rows(folder: Union[str, os.PathLike], case: str, transpose_forward: Sequence[int],
               flip_base_apex: bool) -> List[ManifestRow]:
-    """The manifest rows of a stored case, from its array and properties (positions as for labelled cases)."""
+    """The manifest rows of a stored case, from its array and properties (positions as for labeled cases)."""
     record = load_pickle(os.path.join(folder, case + ".pkl"))[RECORD_KEY]
-    table = labelled_case_slices(str(folder), [case], transpose_forward, flip_base_apex)
+    table = labeled_case_slices(str(folder), [case], transpose_forward, flip_base_apex)
     return [ManifestRow(case, record["subject"], record["frame"], z, index, count, position, record["source"])
             for z, index, count, position in zip(table.z, table.slice_index, table.num_slices, table.position)]
 
@@ -75,7 +75,7 @@ def read_manifest(folder: Union[str, os.PathLike]) -> List[ManifestRow]:
     with open(path, newline="") as f:
         reader = csv.reader(f)
         header = [respelled(h) for h in next(reader, [])]
-        if header not in (list(COLUMNS), list(_COLUMNS_BEFORE_LABELLED_CASE)):
+        if header not in (list(COLUMNS), list(_COLUMNS_BEFORE_LABELED_CASE)):
             raise InputError(f"{path} does not start with the header {','.join(COLUMNS)}.")
         width = len(header)
         try:
@@ -86,7 +86,7 @@ def read_manifest(folder: Union[str, os.PathLike]) -> List[ManifestRow]:
 
 
 def _row(values: List[str], width: int) -> tuple:
-    """The typed fields of a manifest line of `width` columns (labelled_case None for the older 8 columns)."""
+    """The typed fields of a manifest line of `width` columns (labeled_case None for the older 8 columns)."""
     if len(values) != width:
         raise ValueError(f"{len(values)} values")
     c, s, t, z, i, n, p, src = values[:8]
@@ -94,20 +94,20 @@ def _row(values: List[str], width: int) -> tuple:
 
 
 def unlabeled_pool_slices(preprocessed_dataset_folder_base: str, data_identifier: str,
-                          exclude_subjects: Iterable[str] = (), labelled: Optional[SliceTable] = None,
+                          exclude_subjects: Iterable[str] = (), labeled: Optional[SliceTable] = None,
                           log: Callable[[str], None] = print) -> SliceTable:
     """The slices of a dataset's unlabeled pool for `data_identifier`, without the subjects in `exclude_subjects`
-    and the frames already among the `labelled` slices (ED and ES): a frame equal to one of its cases, or of one of
+    and the frames already among the `labeled` slices (ED and ES): a frame equal to one of its cases, or of one of
     its (subject, frame) pairs. `log` tells when an older pool cannot be matched by content."""
     folder = pool_folder(preprocessed_dataset_folder_base, data_identifier)
-    labelled = labelled if labelled is not None else SliceTable()
-    excluded, cases, frames = set(exclude_subjects), set(labelled.case), set(zip(labelled.subject, labelled.frame))
+    labeled = labeled if labeled is not None else SliceTable()
+    excluded, cases, frames = set(exclude_subjects), set(labeled.case), set(zip(labeled.subject, labeled.frame))
     manifest = read_manifest(folder)
-    if manifest and manifest[0].labelled_case is None and -1 in labelled.frame:
-        log(f"{folder / MANIFEST_FILE} does not say which pool frames equal labelled cases (an older "
+    if manifest and manifest[0].labeled_case is None and -1 in labeled.frame:
+        log(f"{folder / MANIFEST_FILE} does not say which pool frames equal labeled cases (an older "
             f"prepare-unlabeled), so the ED and ES frames of cases not named <subject>_frameYY are drawn twice; run "
             f"prepare-unlabeled again on the same input to record it (it preprocesses no frame twice).")
-    rows = [row for row in manifest if row.subject not in excluded and row.labelled_case not in cases
+    rows = [row for row in manifest if row.subject not in excluded and row.labeled_case not in cases
             and (row.subject, row.frame) not in frames]
     return SliceTable(folders=[str(folder)], folder_index=[0] * len(rows), case=[r.case for r in rows],
                       z=[r.z for r in rows], subject=[r.subject for r in rows], frame=[r.frame for r in rows],

@@ -7,10 +7,10 @@ run with plans that preprocess a frame differently is refused), the options and 
 one is refused while the first holds the pool's lock (`locking`).
 
 Before anything is written, every frame of every input is compared by content (`fingerprints`) with the dataset's
-labelled images: a subject with a frame equal to a test image is left out like a test subject named as one, and a
+labeled images: a subject with a frame equal to a test image is left out like a test subject named as one, and a
 frame equal to a training case of another subject stops the run (the pool's subject names disagree with the
 dataset's, so validation subjects could not be kept out of pretraining). A frame equal to a training case of its own
-subject gets that case in the manifest (labelled_case), so pretraining draws it once, from the labelled case; with
+subject gets that case in the manifest (labeled_case), so pretraining draws it once, from the labeled case; with
 --allow-test-subjects the frames are compared with the training images for that record only.
 """
 
@@ -111,7 +111,7 @@ def prepare_unlabeled(dataset: Union[int, str], input_dir: Union[str, Path], pla
     file_ending = plans.dataset_json["file_ending"]
     held_out = None if allow_test_subjects else held_out_subjects(plans.dataset_name, file_ending)
     reference = held_out if held_out is not None else _training_images_only(plans.dataset_name, file_ending)
-    by_content, labelled = ({}, {}) if reference is None else _compare_with_labelled(sources, reference,
+    by_content, labeled = ({}, {}) if reference is None else _compare_with_labeled(sources, reference,
                                                                                       guard=held_out is not None)
     sources, excluded, refused = _select_subjects(sources, set(exclude), held_out, by_content)
     jobs = _frame_jobs(sources)
@@ -137,7 +137,7 @@ def prepare_unlabeled(dataset: Union[int, str], input_dir: Union[str, Path], pla
                   f"{len(already_done)} of {len(jobs)} frames are already in {folder}; skipping them.")
         new_rows = _preprocess(todo, plans, flip_base_apex, num_processes, bad)
         reusable = _manifest_by_case(folder) if previous.get("flip_base_apex") == flip_base_apex else {}
-        rows = [row._replace(labelled_case=labelled.get(job.case, ""))
+        rows = [row._replace(labeled_case=labeled.get(job.case, ""))
                 for job in jobs if job.case in new_rows or job.case in done
                 for row in new_rows.get(job.case) or reusable.get(job.case)
                 or case_rows(folder, job.case, plans.plans_manager.transpose_forward, flip_base_apex)]
@@ -179,23 +179,23 @@ def _warn(message: str) -> None:
 
 
 def _training_images_only(dataset_name: str, file_ending: str) -> Optional[HeldOut]:
-    """The training images to tell labelled frames by under --allow-test-subjects; None when there are none, or
+    """The training images to tell labeled frames by under --allow-test-subjects; None when there are none, or
     (with a warning) when the dataset's subject rule does not name their subjects."""
     try:
         reference = training_images_only(dataset_name, file_ending)
     except InputError as e:
-        _warn(f"{e} So the pool does not record which of its frames are labelled cases.")
+        _warn(f"{e} So the pool does not record which of its frames are labeled cases.")
         return None
     return reference if reference.training_images else None
 
 
-def _compare_with_labelled(sources: List[Source], held_out: HeldOut,
-                           guard: bool = True) -> Tuple[Dict[str, str], Dict[str, str]]:
+def _compare_with_labeled(sources: List[Source], held_out: HeldOut,
+                          guard: bool = True) -> Tuple[Dict[str, str], Dict[str, str]]:
     """Pool subject -> why it is a test subject by content, and pool case -> the training case it equals; with
     `guard`, InputError when a frame equals a training case of another subject. Unreadable files are left to the
     preprocessing, which reports them."""
-    found, labelled = {}, {}
-    for source in tqdm(sources, desc="Comparing frames with the labelled images", unit="file", disable=not sources):
+    found, labeled = {}, {}
+    for source in tqdm(sources, desc="Comparing frames with the labeled images", unit="file", disable=not sources):
         try:
             fingerprints = cine_fingerprints(read_frames(str(source.path), source.is_cine).voxels)
         except InputError:
@@ -211,8 +211,8 @@ def _compare_with_labelled(sources: List[Source], held_out: HeldOut,
                                  f"but the pool names its subject {source.subject}; name the pool's subjects as the "
                                  f"dataset does with --subject-pattern.")
             if training is not None:
-                labelled[pool_case(source.subject, source.first_frame + index)] = training.case
-    return found, labelled
+                labeled[pool_case(source.subject, source.first_frame + index)] = training.case
+    return found, labeled
 
 
 def _select_subjects(sources: List[Source], exclude: set, held_out: Optional[HeldOut],
@@ -254,7 +254,7 @@ def _previous_settings(folder: Path, settings: dict) -> dict:
 
 
 def pool_flips_base_apex(folder: Path) -> bool:
-    """Whether the pool in `folder` was prepared with --flip-base-apex (the labelled cases must follow it)."""
+    """Whether the pool in `folder` was prepared with --flip-base-apex (the labeled cases must follow it)."""
     report = folder / REPORT_FILE
     if not report.is_file():
         return False

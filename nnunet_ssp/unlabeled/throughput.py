@@ -1,6 +1,6 @@
 """Throughput of prepare-unlabeled against nnUNetv2_preprocess on the same frames with the same processes.
 
-Every frame of the cines becomes a labelled training case `<subject>_frameYY` of a scratch dataset (label: a box,
+Every frame of the cines becomes a labeled training case `<subject>_frameYY` of a scratch dataset (label: a box,
 so nnU-Net can plan), nnU-Net plans it, then both commands run as subprocesses, alternately, and are timed end to
 end (wall clock, start-up included). Run: `python -m nnunet_ssp.unlabeled.throughput CINES WORKDIR [-np N]`.
 """
@@ -50,7 +50,7 @@ def write_frames_dataset(cines: List[Path], raw: Path) -> None:
             frames += 1
     generate_dataset_json(str(folder), channel_names={0: CHANNEL_NAME}, labels={"background": 0, "box": 1},
                           num_training_cases=frames, file_ending=FILE_ENDING, dataset_name=DATASET,
-                          description="Every frame of the cines as a labelled case, to time preprocessing against "
+                          description="Every frame of the cines as a labeled case, to time preprocessing against "
                                       "prepare-unlabeled (nnunet_ssp.unlabeled.throughput).",
                           converted_by="nnunet-ssp")
 
