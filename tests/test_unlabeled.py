@@ -499,7 +499,7 @@ def test_sunnybrook_cine_apex_is_where_the_lv_gets_small(env):
     positions = np.array([r.position for r in sorted(ed, key=lambda r: r.slice_index)])
     assert (np.diff(positions) < 0).all()  # index 0 is the apex end
     lv = sitk.GetArrayFromImage(sitk.ReadImage(str(SUNNYBROOK / subject / f"{subject}_ED_gt.nii.gz"))) == 3
-    labeled = info["labeled_slices"]["ED"]
+    labeled = info["labelled_slices"]["ED"]  # the shared data's own key
     area = {i: int(lv[i].sum()) for i in labeled}
     apex_half = [area[i] for i in labeled if positions[i] > 0.5]
     base_half = [area[i] for i in labeled if positions[i] <= 0.5]
