@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from helpers import PHANTOM_DATASET_ID, PHANTOM_TEST_SUBJECTS, PHANTOM_TRAIN_SUBJECTS, PLANS, session_roots
+from helpers import PHANTOM_DATASET_ID, PHANTOM_TEST_SUBJECTS, PHANTOM_TRAIN_SUBJECTS, PLANS, dataset_env, session_roots
 
 
 def pytest_configure(config):
@@ -51,6 +51,4 @@ def phantom_roots(tmp_path_factory):
 @pytest.fixture
 def phantom_env(phantom_roots, nnunet_env, monkeypatch):
     """nnU-Net environment pointing at the session's phantom dataset, with a fresh results folder per test."""
-    for name in ("nnUNet_raw", "nnUNet_preprocessed"):
-        monkeypatch.setenv(name, str(phantom_roots[name]))
-    return {**phantom_roots, "nnUNet_results": nnunet_env["nnUNet_results"]}
+    return dataset_env(phantom_roots, nnunet_env, monkeypatch)

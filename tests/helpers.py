@@ -58,6 +58,13 @@ def session_roots(roots: Dict[str, Path]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def dataset_env(roots: Dict[str, Path], nnunet_env: Dict[str, Path], monkeypatch) -> Dict[str, Path]:
+    """nnU-Net's raw and preprocessed roots pointed at a session dataset, with the test's own results folder."""
+    for name in ("nnUNet_raw", "nnUNet_preprocessed"):
+        monkeypatch.setenv(name, str(roots[name]))
+    return {**roots, "nnUNet_results": nnunet_env["nnUNet_results"]}
+
+
 def make_trainer(name: str, fold="all"):
     """nnU-Net's trainer `name` on the session phantom, found and built by nnU-Net's own `get_trainer_from_args`."""
     from nnunetv2.run.run_training import get_trainer_from_args

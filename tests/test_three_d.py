@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import PLANS, session_roots
+from helpers import PLANS, dataset_env, session_roots
 
 DATASET_ID = 502  # a 32 px phantom planned and preprocessed for 2d and 3d_fullres, only for this module
 CONFIGURATION = "3d_fullres"
@@ -35,9 +35,7 @@ def three_d_roots(tmp_path_factory):
 
 @pytest.fixture
 def three_d_env(three_d_roots, nnunet_env, monkeypatch):
-    for name in ("nnUNet_raw", "nnUNet_preprocessed"):
-        monkeypatch.setenv(name, str(three_d_roots[name]))
-    return {**three_d_roots, "nnUNet_results": nnunet_env["nnUNet_results"]}
+    return dataset_env(three_d_roots, nnunet_env, monkeypatch)
 
 
 def _preprocessed(env) -> Path:
