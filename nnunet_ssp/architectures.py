@@ -1,8 +1,6 @@
 """The networks nnunet-ssp trains: nnU-Net's two U-Nets, checked in the plans and against a pretrained checkpoint."""
 
-import json
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -10,6 +8,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunet_ssp.checkpoint import CarriesCodeError, load_checkpoint
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.inspection import short_class_name
+from nnunet_ssp.roots import dataset_plans
 
 ARCHITECTURES = "dynamic_network_architectures.architectures.unet."
 UNET_CLASSES = (ARCHITECTURES + "PlainConvUNet", ARCHITECTURES + "ResidualEncoderUNet")
@@ -35,12 +34,9 @@ def unet_class_name(plans: dict, configuration: str, plans_file: Optional[str] =
     return name
 
 
-def check_plans_file(plans_file: Path, configuration: str) -> str:
-    """`unet_class_name` of the plans in `plans_file`; InputError when it is not readable JSON."""
-    try:
-        plans = json.loads(Path(plans_file).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{plans_file} is not a readable plans file ({type(e).__name__}).") from None
+def check_dataset_plans(dataset_name: str, plans_name: str, configuration: str) -> str:
+    """`unet_class_name` of a dataset's plans `plans_name`; InputError when they are missing or unreadable."""
+    plans_file, plans = dataset_plans(dataset_name, plans_name, configuration)
     return unet_class_name(plans, configuration, str(plans_file))
 
 

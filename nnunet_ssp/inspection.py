@@ -68,18 +68,12 @@ def plans_network(dataset: str, plans_name: str, configuration: str):
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
+    from nnunet_ssp.roots import dataset_name_of, dataset_plans
 
-    folder = str(preprocessed_dataset_folder(dataset_name_of(dataset)))
-    plans_file = os.path.join(folder, plans_name + ".json")
-    if not os.path.isfile(plans_file):
-        raise InputError(f"{plans_file} does not exist; plan the dataset with these plans first.")
-    plans = PlansManager(plans_file)
-    if configuration not in plans.available_configurations:
-        raise InputError(f"{plans_file} has no configuration {configuration} (it has "
-                         f"{', '.join(plans.available_configurations)}).")
+    plans_file, plans_json = dataset_plans(dataset_name_of(dataset), plans_name, configuration)
+    plans = PlansManager(plans_json)
     cm = plans.get_configuration(configuration)
-    dataset_json_file = os.path.join(folder, "dataset.json")
+    dataset_json_file = str(plans_file.parent / "dataset.json")
     if not os.path.isfile(dataset_json_file):
         raise InputError(f"{dataset_json_file} does not exist; plan and preprocess the dataset first.")
     dataset_json = load_json(dataset_json_file)

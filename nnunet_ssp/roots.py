@@ -1,7 +1,8 @@
 """nnU-Net's data roots (`nnUNet_raw`, `nnUNet_preprocessed`) as folders of one dataset, and a dataset's full name."""
 
+import json
 from pathlib import Path
-from typing import Union
+from typing import Tuple, Union
 
 from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
@@ -33,19 +34,29 @@ def dataset_name_of(dataset: Union[int, str]) -> str:
                          f"or nnUNet_results.") from None
 
 
-def preprocessed_configuration_folder(dataset_name: str, plans_name: str, configuration: str) -> Path:
-    """The folder of a dataset's cases preprocessed for `configuration` of plans `plans_name`; InputError naming what
-    is missing (the plans, the configuration in them, or its preprocessing)."""
-    folder = preprocessed_dataset_folder(dataset_name)
-    plans_file = folder / f"{plans_name}.json"
+def dataset_plans(dataset_name: str, plans_name: str, configuration: str) -> Tuple[Path, dict]:
+    """The file and contents of plans `plans_name` of a dataset; InputError naming the file when it is missing, not
+    readable JSON or without `configuration`."""
+    plans_file = preprocessed_dataset_folder(dataset_name) / f"{plans_name}.json"
     if not plans_file.is_file():
         raise InputError(f"{plans_file} is missing; plan and preprocess dataset {dataset_name} first "
                          f"(nnUNetv2_plan_and_preprocess or nnunet-ssp plan-cpu).")
-    plans = PlansManager(str(plans_file))
-    if configuration not in plans.available_configurations:
-        raise InputError(f"{plans_file} has no configuration {configuration!r} (it has "
-                         f"{', '.join(plans.available_configurations)}).")
-    cases = folder / plans.get_configuration(configuration).data_identifier
+    try:
+        plans = json.loads(plans_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{plans_file} is not a readable plans file ({type(e).__name__}).") from None
+    configurations = plans.get("configurations", {}) if isinstance(plans, dict) else {}
+    if configuration not in configurations:
+        raise InputError(f"{plans_file} has no configuration {configuration!r} "
+                         f"(it has {', '.join(configurations) or 'none'}).")
+    return plans_file, plans
+
+
+def preprocessed_configuration_folder(dataset_name: str, plans_name: str, configuration: str) -> Path:
+    """The folder of a dataset's cases preprocessed for `configuration` of plans `plans_name`; InputError naming what
+    is missing (the plans, the configuration in them, or its preprocessing)."""
+    plans_file, plans = dataset_plans(dataset_name, plans_name, configuration)
+    cases = plans_file.parent / PlansManager(plans).get_configuration(configuration).data_identifier
     check_preprocessed_folder(cases, dataset_name, plans_name, configuration)
     return cases
 

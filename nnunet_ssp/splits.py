@@ -31,7 +31,7 @@ from nnunet_ssp.atomic import write_json
 from nnunet_ssp.converters.subject_splits import (N_FOLDS, SIDECAR_FILE, SPLITS_FILE, draw_test_subjects,
                                                   subject_folds)
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder, raw_dataset_folder
+from nnunet_ssp.roots import dataset_name_of, dataset_plans, preprocessed_dataset_folder, raw_dataset_folder
 from nnunet_ssp.spelling import respelled_keys
 from nnunet_ssp.subjects import RULE_FILE, SubjectRule, record_subject_rule, settled_subject_rule
 
@@ -267,15 +267,10 @@ def _check_preprocessed(data: _Dataset, plans: str, configuration: str = CONFIGU
     case an interrupted preprocessing left half-written does not.
     """
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    plans_file = data.splits_file.parent / f"{plans}.json"
-    if not plans_file.is_file():
-        raise InputError(f"{plans_file} is missing; plan and preprocess the dataset with plans {plans} first.")
-    try:
-        identifier = json.loads(plans_file.read_text())["configurations"][configuration]["data_identifier"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-        raise InputError(f"{plans_file} has no {configuration} configuration with a data_identifier.") from None
-    folder = plans_file.parent / identifier
+    plans_file, plans_json = dataset_plans(data.name, plans, configuration)
+    folder = plans_file.parent / PlansManager(plans_json).get_configuration(configuration).data_identifier
     listed = infer_dataset_class(str(folder)).get_identifiers(str(folder)) if folder.is_dir() else []
     found = {case for case in listed if (folder / f"{case}.pkl").is_file()}
     missing = sorted({case for cases in data.cases_of.values() for case in cases} - found)

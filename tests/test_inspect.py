@@ -181,7 +181,7 @@ def test_a_mismatching_tensor_is_named_with_both_shapes(checkpoints, plain_env, 
 
 def test_missing_plans_and_plans_without_a_dataset_are_refused(checkpoints, plain_env, capsys):
     code, out, err = inspect(capsys, checkpoints["mim"], "-d", DATASET, "-p", "nnUNetPlansNone")
-    assert code == 2 and "nnUNetPlansNone.json does not exist" in err and err.count("\n") == 1
+    assert code == 2 and "nnUNetPlansNone.json is missing" in err and err.count("\n") == 1
     code, out, err = inspect(capsys, checkpoints["mim"], "-p", CPU_PLANS)
     assert code == 2 and "give -d" in err
 

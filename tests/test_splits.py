@@ -140,7 +140,8 @@ def test_subject_pattern_groups_other_case_names(nnunet_env):
 
 
 def test_plans_check_passes_for_preprocessed_cases(acdc12):
-    plans = {"plans_name": "P", "configurations": {"2d": {"data_identifier": "P_2d"}}}
+    architecture = {"network_class_name": "PlainConvUNet", "arch_kwargs": {}, "_kw_requires_import": []}
+    plans = {"plans_name": "P", "configurations": {"2d": {"data_identifier": "P_2d", "architecture": architecture}}}
     (acdc12 / "P.json").write_text(json.dumps(plans))
     (acdc12 / "P_2d").mkdir()
     folds = _folds(acdc12)
@@ -159,6 +160,19 @@ def test_plans_check_passes_for_preprocessed_cases(acdc12):
         (acdc12 / "P_2d" / f"{case}.pkl").write_bytes(b"")
     check_preprocessed(1, "P")
     assert make_splits(1, [1], [0], plans="P").appended == 2
+
+
+def test_unreadable_plans_or_plans_without_the_configuration_stop_before_the_splits_change(acdc12):
+    splits = (acdc12 / "splits_final.json").read_bytes()
+    plans_file = acdc12 / "P.json"
+    for content, sentence in [("{not json", f"{plans_file} is not a readable plans file (JSONDecodeError)."),
+                              (json.dumps({"configurations": {"3d_fullres": {}}}),
+                               f"{plans_file} has no configuration '2d' (it has 3d_fullres).")]:
+        plans_file.write_text(content)
+        with pytest.raises(InputError) as refused:
+            make_splits(1, [1], [0], plans="P")
+        assert str(refused.value) == sentence
+        assert (acdc12 / "splits_final.json").read_bytes() == splits and not (acdc12 / SIDECAR_FILE).exists()
 
 
 def test_converting_again_drops_appended_folds_and_their_sidecar_with_a_warning(acdc12, tmp_path, capsys):

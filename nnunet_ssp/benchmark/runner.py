@@ -39,7 +39,7 @@ from nnunetv2.paths import nnUNet_results
 from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
 from tqdm import tqdm
 
-from nnunet_ssp.architectures import check_plans_file
+from nnunet_ssp.architectures import check_dataset_plans
 from nnunet_ssp.atomic import atomic_dir, write_json
 from nnunet_ssp.audit import audit_dataset
 from nnunet_ssp.benchmark.curves import CURVES_FILE, curve_points, write_curves_csv
@@ -55,8 +55,7 @@ from nnunet_ssp.environment import environment_exports
 from nnunet_ssp.errors import InputError
 from nnunet_ssp.labels import structure_names
 from nnunet_ssp.locking import folder_lock
-from nnunet_ssp.roots import (dataset_name_of, preprocessed_configuration_folder, preprocessed_dataset_folder,
-                              raw_dataset_folder)
+from nnunet_ssp.roots import dataset_name_of, preprocessed_configuration_folder, raw_dataset_folder
 from nnunet_ssp.seeding import SEEDS_FILE, seeded_command
 from nnunet_ssp.splits import make_splits
 from nnunet_ssp.unlabeled import pool_flips_base_apex, pool_folder
@@ -113,9 +112,8 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     """
     start = time.monotonic()
     dataset_name = dataset_name_of(settings.dataset)
-    plans_file = preprocessed_dataset_folder(dataset_name) / f"{settings.plans}.json"
-    if settings.methods and plans_file.is_file():  # a missing one is named by make_splits
-        check_plans_file(plans_file, settings.configuration)
+    if settings.methods:  # nnU-Net's baseline trains whatever network the plans build
+        check_dataset_plans(dataset_name, settings.plans, settings.configuration)
     out = Path(settings.out) if settings.out is not None else default_output_folder(dataset_name)
     with folder_lock(out):
         return _run_grid(settings, Layout(out.resolve(), dataset_name, settings.plans, settings.configuration),

@@ -49,8 +49,8 @@ class SpeedSettings:
 
     def check(self) -> None:
         """Refuse settings that cannot give a measurement: unknown methods, counts below 1, missing plans."""
-        from nnunet_ssp.architectures import check_plans_file
-        from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
+        from nnunet_ssp.architectures import check_dataset_plans
+        from nnunet_ssp.roots import dataset_name_of
 
         unknown = sorted(set(self.methods) - set(method_names()))
         if unknown:
@@ -62,11 +62,7 @@ class SpeedSettings:
         if min(self.steps, self.loader_batches, self.prepare_repeats, self.prepare_processes) < 1 or self.warmup < 0:
             raise InputError("--steps, --loader-batches, --prepare-repeats and -np must be at least 1 and "
                              "--warmup at least 0.")
-        plans_file = preprocessed_dataset_folder(dataset_name_of(self.dataset)) / f"{self.plans}.json"
-        if not plans_file.is_file():
-            raise InputError(f"{plans_file} is missing; plan and preprocess the dataset "
-                             f"first (nnUNetv2_plan_and_preprocess or nnunet-ssp plan-cpu).")
-        check_plans_file(plans_file, self.configuration)
+        check_dataset_plans(dataset_name_of(self.dataset), self.plans, self.configuration)
 
     def prepare_cines(self) -> Optional[Path]:
         """The cines to time prepare-unlabeled on: --cines, else the input of the dataset's unlabeled pool."""

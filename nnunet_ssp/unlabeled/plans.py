@@ -12,7 +12,7 @@ from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunet_ssp.errors import InputError
-from nnunet_ssp.roots import dataset_name_of, preprocessed_dataset_folder
+from nnunet_ssp.roots import dataset_name_of, dataset_plans
 
 POOL_SUFFIX = "_unlabeled"
 # What decides a preprocessed frame: entries of the configuration, and of the plans as a whole. Batch size, patch
@@ -61,18 +61,13 @@ class PoolPlans:
 def load_pool_plans(dataset: Union[int, str], plans_name: str, configuration: str) -> PoolPlans:
     """The plans `plans_name` of a preprocessed dataset (ID or name), checked for what the pool supports."""
     dataset_name = dataset_name_of(dataset)
-    folder = preprocessed_dataset_folder(dataset_name)
-    plans_file, dataset_json_file = folder / f"{plans_name}.json", folder / "dataset.json"
-    for needed in (plans_file, dataset_json_file):
-        if not needed.is_file():
-            raise InputError(f"{needed} is missing; plan and preprocess dataset {dataset_name} first "
-                             f"(nnUNetv2_plan_and_preprocess or nnunet-ssp plan-cpu).")
-    plans = PoolPlans(dataset_name, plans_file, configuration, load_json(str(plans_file)),
-                      load_json(str(dataset_json_file)))
+    plans_file, plans_json = dataset_plans(dataset_name, plans_name, configuration)
+    dataset_json_file = plans_file.parent / "dataset.json"
+    if not dataset_json_file.is_file():
+        raise InputError(f"{dataset_json_file} is missing; plan and preprocess dataset {dataset_name} first "
+                         f"(nnUNetv2_plan_and_preprocess or nnunet-ssp plan-cpu).")
+    plans = PoolPlans(dataset_name, plans_file, configuration, plans_json, load_json(str(dataset_json_file)))
     manager = plans.plans_manager
-    if configuration not in manager.available_configurations:
-        raise InputError(f"{plans_file} has no configuration {configuration!r} (it has "
-                         f"{', '.join(manager.available_configurations)}).")
     if manager.image_reader_writer_class is not SimpleITKIO:
         raise InputError(f"{plans_file} reads images with {manager.image_reader_writer_class.__name__}, but the "
                          f"unlabeled pool reproduces SimpleITKIO only.")
