@@ -5,6 +5,7 @@ import os
 from typing import Optional, Sequence, Type
 
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+from nnunetv2.paths import nnUNet_preprocessed
 
 from nnunet_ssp.errors import InputError
 
@@ -15,11 +16,12 @@ CPU_PLANS_NAME = "nnUNetPlans" + CPU_SUFFIX
 
 class CPUPlanning:
     """Mixed in before one of nnU-Net's planners: half the features per stage (16 to 256), an optional fixed batch
-    size, and the data in a folder of these plans' own."""
+    size, the data in a folder of these plans' own, and no plans file written without the configurations asked for."""
 
     base_num_features = 16
     max_num_features = 256
     fixed_batch_size: Optional[int] = None
+    required_configurations: Sequence[str] = ()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -39,6 +41,16 @@ class CPUPlanning:
             plan["batch_size"] = self.fixed_batch_size
         return plan
 
+    def save_plans(self, plans: dict) -> None:
+        """nnU-Net's save; InputError, with nothing written, when the planner made none of a required configuration."""
+        missing = [c for c in self.required_configurations if c not in plans["configurations"]]
+        if missing:
+            plans_file = os.path.join(nnUNet_preprocessed.get(), self.dataset_name, self.plans_identifier + ".json")
+            raise InputError(f"{type(self).__name__} plans no configuration {', '.join(missing)} for "
+                             f"{self.dataset_name} (it plans {', '.join(plans['configurations'])}), so {plans_file} "
+                             f"was not written.")
+        super().save_plans(plans)
+
 
 def nnunet_planner(name: str) -> Type[ExperimentPlanner]:
     """nnU-Net's planner class called `name` (as `nnUNetv2_plan_experiment -pl` finds it)."""
@@ -53,10 +65,13 @@ def nnunet_planner(name: str) -> Type[ExperimentPlanner]:
     return planner
 
 
-def cpu_planner(name: str = DEFAULT_PLANNER, batch_size: Optional[int] = None) -> Type[ExperimentPlanner]:
-    """nnU-Net's planner `name` at half width (`CPUPlanning`), with the batch size fixed when given."""
+def cpu_planner(name: str = DEFAULT_PLANNER, batch_size: Optional[int] = None,
+                configurations: Sequence[str] = ()) -> Type[ExperimentPlanner]:
+    """nnU-Net's planner `name` at half width (`CPUPlanning`), with the batch size fixed when given, refusing to save
+    plans without each of `configurations`."""
     planner = nnunet_planner(name)
-    return type(f"{planner.__name__}{CPU_SUFFIX}", (CPUPlanning, planner), {"fixed_batch_size": batch_size})
+    return type(f"{planner.__name__}{CPU_SUFFIX}", (CPUPlanning, planner),
+                {"fixed_batch_size": batch_size, "required_configurations": tuple(configurations)})
 
 
 def cpu_plans_name(planner: str = DEFAULT_PLANNER) -> str:
@@ -72,10 +87,9 @@ def plan_and_preprocess_cpu(dataset_id: int, configurations: Sequence[str] = ("2
     (default: the planner's own plans name with 'CPU' appended)."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
         extract_fingerprint_dataset, plan_experiment_dataset, preprocess_dataset)
-    from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
 
-    planner_class = cpu_planner(planner, batch_size)
+    planner_class = cpu_planner(planner, batch_size, configurations)
     plans_name = plans_name or cpu_plans_name(planner)
     try:
         dataset_name = convert_id_to_dataset_name(dataset_id)
@@ -85,10 +99,6 @@ def plan_and_preprocess_cpu(dataset_id: int, configurations: Sequence[str] = ("2
     if not os.path.isfile(os.path.join(nnUNet_preprocessed, dataset_name, "dataset_fingerprint.json")):
         extract_fingerprint_dataset(dataset_id, num_processes=num_processes, check_dataset_integrity=True,
                                     clean=True, verbose=False)
-    plans, _ = plan_experiment_dataset(dataset_id, planner_class, overwrite_plans_name=plans_name)
-    missing = [c for c in configurations if c not in plans["configurations"]]
-    if missing:
-        raise InputError(f"{os.path.join(nnUNet_preprocessed, dataset_name, plans_name + '.json')} has no "
-                         f"configuration {', '.join(missing)} (planned: {', '.join(plans['configurations'])}).")
+    plan_experiment_dataset(dataset_id, planner_class, overwrite_plans_name=plans_name)
     preprocess_dataset(dataset_id, plans_name, tuple(configurations), (num_processes,) * len(configurations))
     return plans_name

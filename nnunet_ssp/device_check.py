@@ -112,8 +112,8 @@ def _pretrainer(method: str, size: CheckSize) -> str:
 
 
 def _results_folder(trainer: str, plans: str, fold: str) -> Path:
-    from nnunetv2.paths import nnUNet_results
-    return Path(nnUNet_results.get()) / DATASET / f"{trainer}__{plans}__2d" / f"fold_{fold}"
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+    return Path(get_output_folder(DATASET, trainer, plans, "2d", fold))
 
 
 def _train(trainer: str, size: CheckSize, device: str, fold: str, pretrained: Optional[Path] = None) -> str:

@@ -276,11 +276,18 @@ def test_methods_reach_a_residual_encoder_through_encoder_and_decoder_only():
 def test_plan_cpu_refuses_a_configuration_the_planner_does_not_make(phantom_env, monkeypatch, capsys):
     from nnunet_ssp.cli import main
     monkeypatch.setenv("nnUNet_n_proc_DA", "1")  # nnU-Net's planner needs at least one
-    assert main(["plan-cpu", "-d", str(PHANTOM_DATASET_ID), "--plans-name", "nnUNetPlansCPUCheck", "-c", "3d_lowres",
-                 "-np", "1"]) == 2
-    error = capsys.readouterr().err
-    assert "nnUNetPlansCPUCheck.json has no configuration 3d_lowres (planned: 2d, 3d_fullres)." in error
     folder = phantom_env["nnUNet_preprocessed"] / f"Dataset{PHANTOM_DATASET_ID}_Phantom"
+    plans_file = folder / "nnUNetPlansCPUCheck.json"
+    for before in (None, (folder / f"{PLAIN}.json").read_bytes()):
+        if before is not None:
+            plans_file.write_bytes(before)
+        assert main(["plan-cpu", "-d", str(PHANTOM_DATASET_ID), "--plans-name", "nnUNetPlansCPUCheck", "-c",
+                     "3d_lowres", "-np", "1"]) == 2
+        error = capsys.readouterr().err
+        assert (f"ExperimentPlannerCPU plans no configuration 3d_lowres for Dataset{PHANTOM_DATASET_ID}_Phantom (it "
+                f"plans 2d, 3d_fullres), so {plans_file} was not written.") in error
+        assert (plans_file.read_bytes() if plans_file.exists() else None) == before
+    plans_file.unlink()
     assert not (folder / "nnUNetPlansCPUCheck_3d_lowres").exists()
 
 
