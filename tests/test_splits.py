@@ -162,7 +162,7 @@ def test_plans_check_passes_for_preprocessed_cases(acdc12):
     assert make_splits(1, [1], [0], plans="P").appended == 2
 
 
-def test_unreadable_plans_or_plans_without_the_configuration_stop_before_the_splits_change(acdc12):
+def test_unreadable_plans_or_plans_without_the_configuration_stop_before_the_splits_change(acdc12, capsys):
     splits = (acdc12 / "splits_final.json").read_bytes()
     plans_file = acdc12 / "P.json"
     for content, sentence in [("{not json", f"{plans_file} is not a readable plans file (JSONDecodeError)."),
@@ -173,6 +173,8 @@ def test_unreadable_plans_or_plans_without_the_configuration_stop_before_the_spl
             make_splits(1, [1], [0], plans="P")
         assert str(refused.value) == sentence
         assert (acdc12 / "splits_final.json").read_bytes() == splits and not (acdc12 / SIDECAR_FILE).exists()
+    _expect_refusal(capsys, ["make-splits", "-d", "1", "-p", "P", "-c", "2d_other"],
+                    f"{plans_file} has no configuration '2d_other' (it has 3d_fullres).")
 
 
 def test_converting_again_drops_appended_folds_and_their_sidecar_with_a_warning(acdc12, tmp_path, capsys):

@@ -2,7 +2,8 @@
 
 import argparse
 
-from nnunet_ssp.commands import add_command, add_dataset_argument, add_plans_argument
+from nnunet_ssp.commands import (add_command, add_configuration_argument, add_dataset_argument,
+                                 add_plans_argument)
 
 
 def add_split_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,14 +26,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="append nested subject-level label-efficiency folds to splits_final.json")
     add_dataset_argument(p)
     add_split_arguments(p)
-    add_plans_argument(p, "also check that every training case is preprocessed for the 2d configuration of these "
+    add_plans_argument(p, "also check that every training case is preprocessed for configuration -c of these "
                           "plans (e.g. nnUNetPlans)", default=None)
+    add_configuration_argument(p, "configuration whose preprocessed cases -p checks (2d)")
 
 
 def _run(args: argparse.Namespace) -> None:
     from nnunet_ssp.splits import make_splits
     print(make_splits(args.dataset, args.subjects, args.seeds, args.val_subjects, args.subject_pattern,
-                      args.plans).summary())
+                      args.plans, args.configuration).summary())
 
 
 _DESCRIPTION = (
