@@ -55,6 +55,14 @@ class SubjectRule:
             raise ValueError(f"case id {case!r} does not match the subject pattern {self.pattern!r}")
         return match.group(1)
 
+    def names_subject(self, case: str) -> bool:
+        """Whether the rule names the subject of a case id."""
+        try:
+            self.subject_of(case)
+            return True
+        except ValueError:
+            return False
+
     def subject_and_frame(self, case: str) -> Tuple[str, int]:
         """Subject and 0-based frame of a labeled case (frame -1 when the id does not say it)."""
         if self.pattern is None:

@@ -83,21 +83,13 @@ def named_frames(files: Sequence[Path], is_cine: bool, rule: Optional[SubjectRul
         try:
             subject = rule.subject_of(file_stem(path))
         except ValueError:
-            matched = sum(_names(rule, file_stem(p)) for p in files)
+            matched = sum(rule.names_subject(file_stem(p)) for p in files)
             raise InputError(f"{path}: {rule.describe()} names no subject in this file name ({matched} of the "
                              f"{len(files)} input files match); pass --subject-pattern for the pool's file "
                              f"names.") from None
         named[path] = (subject, 0 if is_cine else counts[subject])
         counts[subject] += 1
     return named
-
-
-def _names(rule: SubjectRule, stem: str) -> bool:
-    try:
-        rule.subject_of(stem)
-        return True
-    except ValueError:
-        return False
 
 
 def subject_and_frame(path: Path, is_cine: bool) -> Tuple[str, int]:
