@@ -112,8 +112,6 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     """
     start = time.monotonic()
     dataset_name = dataset_name_of(settings.dataset)
-    if settings.methods:  # nnU-Net's baseline trains whatever network the plans build
-        check_dataset_plans(dataset_name, settings.plans, settings.configuration)
     out = Path(settings.out) if settings.out is not None else default_output_folder(dataset_name)
     with folder_lock(out):
         return _run_grid(settings, Layout(out.resolve(), dataset_name, settings.plans, settings.configuration),
@@ -123,6 +121,8 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
 def _run_grid(settings: BenchmarkSettings, layout: Layout, start: float) -> BenchmarkResult:
     """`run_benchmark` once it holds the output folder."""
     dataset_name = layout.dataset_name
+    if settings.methods:  # nnU-Net's baseline trains whatever network the plans build
+        check_dataset_plans(dataset_name, settings.plans, settings.configuration)
     preprocessed_configuration_folder(dataset_name, settings.plans, settings.configuration)
     raw = raw_dataset_folder(dataset_name)
     splits = make_splits(dataset_name, settings.subjects, settings.seeds, settings.val_subjects,
